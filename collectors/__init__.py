@@ -1,0 +1,1 @@
+"""Collectors: sources that receive logs and packets, and the transforms that normalize them to ECS."""

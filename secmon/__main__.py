@@ -1,0 +1,5 @@
+"""``python -m secmon`` is the ``secmon`` command."""
+
+from secmon.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""The ``secmon`` command line."""
+
+from secmon.cli.app import app, main
+
+__all__ = ["app", "main"]

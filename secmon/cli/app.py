@@ -1,0 +1,76 @@
+"""``secmon``: the root command, global options and error handling shared by every subcommand."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from secmon import __version__, log
+from secmon.cli import bench, es
+from secmon.cli.context import console, load
+from secmon.errors import SecmonError
+
+app = typer.Typer(
+    name="secmon",
+    help="Security monitoring: collectors, Sigma detection and alerts over Elasticsearch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(es.app, name="es")
+app.add_typer(bench.app, name="bench")
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (default: ./secmon.yml, /etc/secmon/secmon.yml)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level: DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Security monitoring: collectors, Sigma detection and alerts over Elasticsearch."""
+    log.configure(log_level.upper())
+    ctx.obj = config
+
+
+@app.command()
+def version() -> None:
+    """Print secmon's version."""
+    console.print(__version__)
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Start everything: a local Elasticsearch when none is configured, storage, and the service."""
+    from secmon.service import run_service
+
+    settings = load(ctx)
+    asyncio.run(
+        run_service(
+            settings,
+            on_ready=lambda url: console.print(f"[green]secmon is up[/] — Elasticsearch at {url}. Ctrl-C stops it."),
+        )
+    )
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration and print it with defaults filled in."""
+    settings = load(ctx)
+    console.print_json(settings.model_dump_json(exclude={"elasticsearch": {"password", "api_key"}}))
+
+
+def main() -> None:
+    """Entry point of the ``secmon`` console script: errors become one clear line, exit 1."""
+    try:
+        app()
+    except SecmonError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,28 @@
+"""What every subcommand shares: the console and the loaded configuration."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from secmon.config import Settings, load_settings
+
+console = Console()
+
+
+def load(ctx: typer.Context) -> Settings:
+    """The configuration named by ``--config`` (or found in the default places), validated."""
+    root = ctx.find_root()
+    return load_settings(root.obj)
+
+
+def ensure_cluster(settings: Settings) -> None:
+    """Start the local node when no cluster is configured and it is not running yet."""
+    if settings.elasticsearch.url is not None:
+        return
+    from secmon.node import LocalNode
+
+    node = LocalNode(settings.elasticsearch.local)
+    if node.pid() is None:
+        with console.status(f"Starting the local Elasticsearch node on {node.url} …"):
+            node.start()

@@ -1,0 +1,291 @@
+"""secmon's configuration: one YAML file validated by pydantic, with ``SECMON_*`` overrides.
+
+Every option is documented by its ``Field(description=...)``; ``deploy/secmon.example.yml``
+shows them all. Environment variables override the file:
+
+* ``SECMON_<SECTION>__<KEY>[__<KEY>...]`` sets any option, e.g.
+  ``SECMON_ELASTICSEARCH__URL=https://es.example:9200`` or ``SECMON_WRITER__BATCH_SIZE=2000``;
+* ``SECMON_ES_URL``, ``SECMON_ES_API_KEY``, ``SECMON_ES_USERNAME``, ``SECMON_ES_PASSWORD`` and
+  ``SECMON_ES_CA_CERTS`` are short forms of the ``elasticsearch`` section.
+
+An invalid file or override raises :class:`~secmon.errors.ConfigError` naming the file and
+line (or the variable), the key and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from secmon.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = (Path("secmon.yml"), Path("/etc/secmon/secmon.yml"))
+ES_SHORT_ENV = {
+    "SECMON_ES_URL": "url",
+    "SECMON_ES_API_KEY": "api_key",
+    "SECMON_ES_USERNAME": "username",
+    "SECMON_ES_PASSWORD": "password",
+    "SECMON_ES_CA_CERTS": "ca_certs",
+}
+_DURATION = re.compile(r"^\d+(ms|s|m|h|d)$")
+
+
+def default_cache_dir() -> Path:
+    """Where secmon keeps downloads, local node data and state.
+
+    ``/var/lib/secmon`` for root (the local node runs as another user, who cannot enter
+    ``/root``), otherwise ``$XDG_CACHE_HOME/secmon``.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/secmon")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "secmon"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalNodeSettings(_Section):
+    """The Elasticsearch node secmon runs itself when no cluster URL is configured."""
+
+    version: str = Field(
+        "8.19.21",
+        description="Elasticsearch version to fetch; must be published as the integ-test-zip on Maven Central.",
+    )
+    home: Path = Field(
+        default_factory=lambda: default_cache_dir() / "elasticsearch",
+        description="Cache folder for the downloaded distribution and the node's data, logs and config.",
+    )
+    host: str = Field("127.0.0.1", description="Address the node binds; keep it on loopback.")
+    port: int = Field(9200, ge=1, le=65535, description="HTTP port of the node.")
+    heap: str = Field("512m", pattern=r"^\d+[kmg]$", description="JVM heap (-Xms and -Xmx), e.g. 512m or 2g.")
+    java_home: Path | None = Field(
+        None,
+        description="JDK to run the node with; defaults to ES_JAVA_HOME, then JAVA_HOME, then the system java.",
+    )
+    run_as: str = Field(
+        "secmon-es",
+        description="Elasticsearch refuses to run as root: when secmon runs as root, the node runs as this user "
+        "(created as a system user if missing).",
+    )
+    start_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the node to become healthy.")
+
+
+class ElasticsearchSettings(_Section):
+    """How secmon reaches Elasticsearch."""
+
+    url: str | None = Field(
+        None,
+        description="URL of an existing cluster. Empty: secmon starts and uses its local node.",
+    )
+    api_key: str | None = Field(None, description="API key (the base64 'id:key' form) for the cluster.")
+    username: str | None = Field(None, description="Basic-auth user, used when no api_key is set.")
+    password: str | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="PEM file of the CA that signed the cluster's certificate.")
+    verify_certs: bool = Field(True, description="Verify the cluster's TLS certificate. Turn off only for tests.")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds before a request to Elasticsearch times out.")
+    index_prefix: str = Field(
+        "secmon",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Prefix of every index, data stream and template secmon creates.",
+    )
+    replicas: str = Field(
+        "0-1",
+        pattern=r"^\d+(-(\d+|all))?$",
+        description="auto_expand_replicas of secmon's indices: 0-1 is no replica on one node, one on a cluster.",
+    )
+    local: LocalNodeSettings = Field(default_factory=LocalNodeSettings)  # type: ignore[arg-type]
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+
+
+class WriterSettings(_Section):
+    """The bulk writer that sends events and alerts to Elasticsearch."""
+
+    batch_size: int = Field(1000, ge=1, description="Documents per bulk request at most.")
+    batch_bytes: int = Field(5_000_000, ge=1024, description="Bytes of NDJSON per bulk request at most.")
+    flush_interval: float = Field(0.2, gt=0, description="Seconds a document may wait for its batch to fill.")
+    max_in_flight: int = Field(2, ge=1, description="Bulk requests under way at once.")
+    queue_bytes: int = Field(
+        64_000_000, ge=1024, description="Bytes waiting in memory before senders are made to wait (backpressure)."
+    )
+    retry_initial: float = Field(0.1, gt=0, description="First retry delay in seconds; doubles up to retry_max.")
+    retry_max: float = Field(10.0, gt=0, description="Longest delay between retries in seconds.")
+
+
+class RetentionSettings(_Section):
+    """How long stored events are kept."""
+
+    events: str = Field("30d", pattern=_DURATION.pattern, description="Default retention of event data streams.")
+    datasets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Retention per event.dataset, overriding the default, e.g. {sshd: 90d}.",
+    )
+    deadletter: str = Field("14d", pattern=_DURATION.pattern, description="Retention of dead-lettered events.")
+    rollover_after: str = Field(
+        "1d",
+        pattern=_DURATION.pattern,
+        description="Where secmon enforces retention itself (no data stream lifecycle), start a new backing "
+        "index this often; retention deletes whole backing indices.",
+    )
+
+    @field_validator("datasets")
+    @classmethod
+    def _durations(cls, value: dict[str, str]) -> dict[str, str]:
+        for dataset, duration in value.items():
+            if not _DURATION.match(duration):
+                raise ValueError(f"{dataset}: {duration!r} is not a duration like 30d, 12h or 90m")
+        return value
+
+
+class Settings(_Section):
+    """The whole configuration of one secmon instance."""
+
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    writer: WriterSettings = Field(default_factory=WriterSettings)  # type: ignore[arg-type]
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
+    state_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "state",
+        description="Where secmon keeps checkpoints and its disk buffer.",
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``30d``, ``12h``, ``5m``, ``10s`` or ``500ms``."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h, 5m, 10s or 500ms")
+    value, unit = int(match[1]), match[2]
+    return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate the configuration.
+
+    ``path`` None means the first of ``DEFAULT_CONFIG_PATHS`` that exists, or defaults only.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if path is not None:
+        data, lines = _read_yaml(path)
+    overrides = _environment_overrides(environ)
+    merged = _deep_merge(data, overrides)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, lines, overrides)) from None
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the configuration must be a mapping of sections, not {type(data).__name__}")
+    lines: dict[tuple[str, ...], int] = {}
+    _record_lines(node, (), lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, str(key_node.value))
+            lines[key] = key_node.start_mark.line + 1
+            _record_lines(value_node, key, lines)
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if name in ES_SHORT_ENV:
+            keys = ["elasticsearch", ES_SHORT_ENV[name]]
+        elif name.startswith("SECMON_") and "__" in name:
+            keys = [part.lower() for part in name[len("SECMON_") :].split("__")]
+        else:
+            continue
+        target = overrides
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        # A YAML scalar parse gives env values their natural types ("2000" -> 2000, "false" -> False).
+        target[keys[-1]] = _env_scalar(value)
+        target.setdefault("__env__", {})[keys[-1]] = name
+    return overrides
+
+
+def _env_scalar(value: str) -> Any:
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "__env__":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = {k: v for k, v in value.items() if k != "__env__"} if isinstance(value, dict) else value
+    return merged
+
+
+def _env_name(overrides: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    node: Any = overrides
+    for key in keys[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        name = node.get("__env__", {}).get(keys[-1])
+        return str(name) if name else None
+    return None
+
+
+def _describe(
+    exc: ValidationError, path: Path | None, lines: dict[tuple[str, ...], int], overrides: dict[str, Any]
+) -> str:
+    problems = []
+    for error in exc.errors():
+        keys = tuple(str(part) for part in error["loc"])
+        dotted = ".".join(keys)
+        reason = error["msg"]
+        if error["type"] == "extra_forbidden":
+            reason = "unknown option (check its spelling against deploy/secmon.example.yml)"
+        env = _env_name(overrides, keys)
+        if env:
+            where = f"environment variable {env}"
+        elif path is not None:
+            line = next((lines[keys[:n]] for n in range(len(keys), 0, -1) if keys[:n] in lines), None)
+            where = f"{path}:{line}" if line else str(path)
+        else:
+            where = "defaults"
+        problems.append(f"{where}: {dotted}: {reason}")
+    return "invalid configuration:\n  " + "\n  ".join(problems)

@@ -1,0 +1,37 @@
+"""secmon's exception tree.
+
+    SecmonError
+    ├── ConfigError      an invalid configuration file or environment override
+    ├── NodeError        the local Elasticsearch node cannot be fetched, started or stopped
+    ├── StoreError       Elasticsearch refused an administrative call (templates, status)
+    ├── RuleError        a Sigma rule cannot be loaded
+    └── IngestError      an input cannot be read at all
+
+Failures of a single event are not exceptions: they are counted and dead-lettered.
+"""
+
+from __future__ import annotations
+
+
+class SecmonError(Exception):
+    """Base class of every error secmon raises on purpose."""
+
+
+class ConfigError(SecmonError):
+    """The configuration is invalid; the message names the file, the key and the problem."""
+
+
+class NodeError(SecmonError):
+    """The local Elasticsearch node could not be fetched, started or stopped."""
+
+
+class StoreError(SecmonError):
+    """Elasticsearch refused an administrative request."""
+
+
+class RuleError(SecmonError):
+    """A Sigma rule could not be loaded; the message ends with its location."""
+
+
+class IngestError(SecmonError):
+    """An input could not be read at all (as opposed to one bad event in it)."""

@@ -1,0 +1,93 @@
+"""Index templates for events, alerts and dead letters, installed idempotently at start.
+
+* ``<prefix>-events-<dataset>``: one data stream per ``event.dataset``, ECS mappings.
+* ``<prefix>-alerts``: a plain index (alerts are updated in place by triage).
+* ``<prefix>-deadletter``: a data stream of rejected documents with the original and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch
+
+from secmon import __version__
+from secmon.config import ElasticsearchSettings
+from secmon.errors import StoreError
+from secmon.store.names import IndexNames
+
+
+@cache
+def load_mapping(name: str) -> dict[str, Any]:
+    """The mapping shipped as ``secmon/store/mappings/<name>.json``."""
+    text = resources.files("secmon.store").joinpath("mappings", f"{name}.json").read_text("utf-8")
+    mapping: dict[str, Any] = json.loads(text)
+    return mapping
+
+
+def index_settings(settings: ElasticsearchSettings) -> dict[str, Any]:
+    return {"number_of_shards": 1, "auto_expand_replicas": settings.replicas, "refresh_interval": "1s"}
+
+
+async def install_templates(client: AsyncElasticsearch, settings: ElasticsearchSettings) -> None:
+    """Create or update every template, and the alerts index; safe to run at every start."""
+    names = IndexNames(settings.index_prefix)
+    meta = {"managed_by": "secmon", "secmon_version": __version__}
+    component_templates = {
+        names.template("settings"): {"settings": index_settings(settings)},
+        names.template("ecs-mappings"): {"mappings": load_mapping("events")},
+    }
+    index_templates: dict[str, dict[str, Any]] = {
+        names.template("events"): {
+            "index_patterns": [names.events_pattern],
+            "data_stream": {},
+            "composed_of": list(component_templates),
+            "priority": 200,
+        },
+        names.template("deadletter"): {
+            "index_patterns": [names.deadletter],
+            "data_stream": {},
+            "composed_of": [names.template("settings")],
+            "template": {"mappings": load_mapping("deadletter")},
+            "priority": 200,
+        },
+        names.template("alerts"): {
+            "index_patterns": [names.alerts],
+            "composed_of": [names.template("settings")],
+            "template": {"mappings": load_mapping("alerts")},
+            "priority": 200,
+        },
+    }
+    try:
+        for name, body in component_templates.items():
+            await client.cluster.put_component_template(name=name, template=body, meta=meta)
+        for name, body in index_templates.items():
+            await client.indices.put_index_template(name=name, body={**body, "_meta": meta})
+        if not await client.indices.exists(index=names.alerts):
+            await client.indices.create(index=names.alerts)
+    except ApiError as exc:
+        if _error_type(exc) == "resource_already_exists_exception":
+            return  # another secmon instance created the alerts index first
+
+        raise StoreError(f"Elasticsearch refused secmon's index templates: {_reason(exc)}") from None
+
+
+def _root_error(exc: ApiError) -> dict[str, Any]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", {})
+    while isinstance(error, dict) and isinstance(error.get("caused_by"), dict):
+        error = error["caused_by"]
+    return error if isinstance(error, dict) else {"reason": str(error)}
+
+
+def _error_type(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", {})
+    return str(error.get("type", "")) if isinstance(error, dict) else ""
+
+
+def _reason(exc: ApiError) -> str:
+    return str(_root_error(exc).get("reason") or exc)

@@ -1,0 +1,145 @@
+"""``secmon es start|status|stop`` on a node of this module's own, and an outage in mid-write.
+
+These drive the real command line in a subprocess, as a user would, on port 9260 so the
+session's node (9250) is undisturbed while this one is stopped and started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch.helpers import async_scan
+
+from secmon.config import LocalNodeSettings, Settings, WriterSettings, load_settings
+from secmon.node import LocalNode
+from secmon.store import BulkWriter, IndexNames, Outcome, connect, install_templates
+from tests.store.test_writer import event_docs
+
+PORT = 9260
+
+
+def secmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "secmon", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids of processes whose working directory is inside ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("node") / "secmon.yml"
+    path.write_text(f"elasticsearch:\n  index_prefix: secmon-node-{secrets.token_hex(3)}\n  local:\n    port: {PORT}\n")
+    node = LocalNode(LocalNodeSettings(port=PORT))  # type: ignore[call-arg]
+    node.stop()
+    shutil.rmtree(node.dir / "data", ignore_errors=True)
+    yield path
+    node.stop()
+
+
+def test_start_fetches_and_starts_a_node_and_prints_version_and_health(config: Path) -> None:
+    result = secmon(config, "es", "start")
+    assert result.returncode == 0, result.stderr
+    assert "Elasticsearch 8.19.21" in result.stdout
+    assert f"http://127.0.0.1:{PORT}" in result.stdout
+    assert "health green" in result.stdout or "health yellow" in result.stdout
+
+
+def test_status_prints_version_health_and_documents_per_index(config: Path) -> None:
+    settings = load_settings(config)
+    asyncio.run(_install(settings))
+    result = secmon(config, "es", "status")
+    assert result.returncode == 0, result.stderr
+    assert "Elasticsearch 8.19.21" in result.stdout
+    assert f"{settings.elasticsearch.index_prefix}-alerts" in result.stdout
+
+
+async def _install(settings: Settings) -> None:
+    client = connect(settings.elasticsearch)
+    await install_templates(client, settings.elasticsearch)
+    await client.close()
+
+
+def test_elasticsearch_stopped_during_writes_loses_nothing_once_the_writer_drains(config: Path) -> None:
+    asyncio.run(_write_through_an_outage(config))
+
+
+async def _write_through_an_outage(config: Path) -> None:
+    settings = load_settings(config)
+    names = IndexNames(settings.elasticsearch.index_prefix)
+    client = connect(settings.elasticsearch, max_retries=0)
+    docs = event_docs(names, 12_000, "outage")
+    patient = WriterSettings(batch_size=300, retry_initial=0.1, retry_max=1.0)  # type: ignore[call-arg]
+    try:
+        async with BulkWriter(client, patient, names) as writer:
+
+            async def produce() -> list[list[Outcome]]:
+                calls = []
+                for i in range(0, len(docs), 300):
+                    calls.append(asyncio.create_task(writer.write(docs[i : i + 300])))
+                    await asyncio.sleep(0.1)
+                return await asyncio.gather(*calls)
+
+            producer = asyncio.create_task(produce())
+            while writer.stats.stored < 1_500:
+                await asyncio.sleep(0.05)
+            stopped = await asyncio.to_thread(secmon, config, "es", "stop")
+            assert stopped.returncode == 0, stopped.stderr
+            stored_before_outage = writer.stats.stored + writer.stats.duplicates
+            retries_before_outage = writer.stats.retries
+            await asyncio.sleep(3)
+            assert writer.stats.stored + writer.stats.duplicates == stored_before_outage
+            assert writer.stats.retries > retries_before_outage, "the writer should be retrying while the node is down"
+            started = await asyncio.to_thread(secmon, config, "es", "start")
+            assert started.returncode == 0, started.stderr
+            outcomes = await producer
+        assert all(o in (Outcome.STORED, Outcome.DUPLICATE) for batch in outcomes for o in batch)
+        index = names.events("outage")
+        await client.indices.refresh(index=index)
+        ids = [
+            hit["_id"]
+            async for hit in async_scan(client, index=index, query={"query": {"match_all": {}}}, _source=False)
+        ]
+        assert len(ids) == len(docs)
+        assert set(ids) == {doc.id for doc in docs}
+    finally:
+        await client.close()
+
+
+def test_stop_leaves_no_java_process_behind(config: Path) -> None:
+    node = LocalNode(load_settings(config).elasticsearch.local)
+    assert processes_in(node.dir), "the node should be running before it is stopped"
+    result = secmon(config, "es", "stop")
+    assert result.returncode == 0, result.stderr
+    assert processes_in(node.dir) == []
+    assert not node.pid_file.exists()
+
+
+def test_status_of_a_stopped_node_says_how_to_start_it(config: Path) -> None:
+    result = secmon(config, "es", "status")
+    assert result.returncode == 1
+    assert "secmon es start" in result.stdout

@@ -1,0 +1,40 @@
+"""The command line as a user meets it: clear one-line errors, exit codes, and the public surface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import secmon.node
+import secmon.store
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "secmon", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_an_invalid_config_file_fails_with_file_line_key_and_reason(tmp_path: Path) -> None:
+    config = tmp_path / "secmon.yml"
+    config.write_text("elasticsearch:\n  local:\n    heap: lots\n")
+    result = run("--config", str(config), "config", "check")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{config}:3: elasticsearch.local.heap: String should match pattern" in " ".join(result.stderr.split())
+
+
+def test_config_check_prints_the_settings_without_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "secmon.yml"
+    config.write_text("elasticsearch:\n  url: https://es.example:9200\n  password: hunter2\n  username: secmon\n")
+    result = run("--config", str(config), "config", "check")
+    assert result.returncode == 0, result.stderr
+    assert "https://es.example:9200" in result.stdout
+    assert "hunter2" not in result.stdout
+
+
+def test_public_modules_export_what_they_name() -> None:
+    for module in (secmon.store, secmon.node):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"

@@ -1,0 +1,85 @@
+"""Configuration: YAML validated by pydantic, SECMON_* overrides, errors that say where."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from secmon.config import load_settings, parse_duration
+from secmon.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "secmon.yml"
+    path.write_text(text)
+    return path
+
+
+def test_a_valid_file_is_read_and_defaults_fill_the_rest(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "elasticsearch:\n  url: https://es.example:9200\n  api_key: abc\nwriter:\n  batch_size: 42\n"
+    )
+    settings = load_settings(path, environ={})
+    assert settings.elasticsearch.url == "https://es.example:9200"
+    assert settings.elasticsearch.api_key == "abc"
+    assert settings.writer.batch_size == 42
+    assert settings.writer.max_in_flight == 2
+
+
+def test_an_invalid_value_names_the_file_line_key_and_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, "# comment\nwriter:\n  flush_interval: 0.5\n  batch_size: -3\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert f"{path}:4: writer.batch_size: Input should be greater than or equal to 1" in str(error.value)
+
+
+def test_an_unknown_option_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, "elasticsearch:\n  urll: http://localhost:9200\n")
+    with pytest.raises(ConfigError, match=rf"{path}:2: elasticsearch\.urll: unknown option"):
+        load_settings(path, environ={})
+
+
+def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "writer:\n  batch_size: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{path}:3:1: invalid YAML"):
+        load_settings(path, environ={})
+
+
+def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_settings(path, environ={})
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "elasticsearch:\n  url: http://file:9200\nwriter:\n  batch_size: 10\n")
+    settings = load_settings(
+        path,
+        environ={
+            "SECMON_ES_URL": "https://env:9200",
+            "SECMON_ES_CA_CERTS": "/etc/ssl/ca.pem",
+            "SECMON_WRITER__BATCH_SIZE": "2000",
+            "SECMON_ELASTICSEARCH__VERIFY_CERTS": "false",
+            "UNRELATED": "x",
+        },
+    )
+    assert settings.elasticsearch.url == "https://env:9200"
+    assert settings.elasticsearch.ca_certs == Path("/etc/ssl/ca.pem")
+    assert settings.elasticsearch.verify_certs is False
+    assert settings.writer.batch_size == 2000
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    expected = "environment variable SECMON_ES_URL: elasticsearch.url: Value error, must start"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(None, environ={"SECMON_ES_URL": "es.example:9200"})
+
+
+def test_retention_durations_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "retention:\n  datasets:\n    sshd: forever\n")
+    with pytest.raises(ConfigError, match="sshd: 'forever' is not a duration"):
+        load_settings(path, environ={})
+    assert parse_duration("90d") == 90 * 86400
+    assert parse_duration("500ms") == 0.5
