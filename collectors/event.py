@@ -1,0 +1,62 @@
+"""The shapes that flow through the collectors.
+
+A source produces :class:`Record` objects: one raw message and where it came from. A transform
+turns a record into an ECS event, a plain nested ``dict`` (``{"source": {"ip": ...}}``), the
+shape Elasticsearch stores and Sigma rules match. Transforms never raise on bad input: a
+message no parser understands becomes an event that keeps ``event.original`` and carries
+:data:`PARSE_FAILURE_TAG` in ``tags`` with the reason in ``error.message``, and is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+
+PARSE_FAILURE_TAG = "_secmon_parse_failure"
+
+
+@dataclass(slots=True)
+class Record:
+    """One raw message from a source.
+
+    ``origin`` says where it came from in ECS terms, merged into the event as is: for syslog
+    ``{"source": {"ip": ..., "port": ...}, "network": {"transport": "udp"}}``, for a file
+    ``{"log": {"file": {"path": ...}, "offset": ...}}``.
+    """
+
+    message: str
+    origin: Event = field(default_factory=dict)
+    received: float = 0.0  # seconds since the epoch, when secmon got it
+
+
+def set_field(event: Event, dotted: str, value: Any) -> None:
+    """Set ``event["a"]["b"]["c"] = value`` for ``dotted`` = ``"a.b.c"``, creating the objects on the way."""
+    *parents, last = dotted.split(".")
+    target = event
+    for key in parents:
+        child = target.get(key)
+        if not isinstance(child, dict):
+            child = target[key] = {}
+        target = child
+    target[last] = value
+
+
+def get_field(event: Event, dotted: str, default: Any = None) -> Any:
+    """``event["a"]["b"]["c"]`` for ``"a.b.c"``, or ``default`` where any part is missing."""
+    value: Any = event
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return default
+        value = value[key]
+    return value
+
+
+def mark_parse_failure(event: Event, reason: str) -> Event:
+    """Tag ``event`` as not understood, keeping everything it has; returns it."""
+    tags = event.setdefault("tags", [])
+    if PARSE_FAILURE_TAG not in tags:
+        tags.append(PARSE_FAILURE_TAG)
+    set_field(event, "error.message", reason)
+    return event
