@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from collectors.config import SourceSettings
 from secmon.errors import ConfigError
 
 DEFAULT_CONFIG_PATHS = (Path("secmon.yml"), Path("/etc/secmon/secmon.yml"))
@@ -150,12 +151,32 @@ class RetentionSettings(_Section):
         return value
 
 
+class BufferSettings(_Section):
+    """The disk buffer between the collectors and Elasticsearch."""
+
+    max_bytes: int = Field(
+        1 << 30,
+        ge=1 << 16,
+        description="Bytes the buffer may hold while Elasticsearch is away; then TCP, HTTP and file "
+        "sources wait and UDP drops (counted).",
+    )
+    segment_bytes: int = Field(32 << 20, ge=1 << 12, description="Size of one buffer file on disk.")
+    fsync_interval: float = Field(
+        1.0, gt=0, description="Seconds between fsyncs: a power cut may lose this much; a crash loses nothing."
+    )
+
+
 class Settings(_Section):
     """The whole configuration of one secmon instance."""
 
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     writer: WriterSettings = Field(default_factory=WriterSettings)  # type: ignore[arg-type]
     retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
+    buffer: BufferSettings = Field(default_factory=BufferSettings)  # type: ignore[arg-type]
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict,
+        description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file).",
+    )
     state_dir: Path = Field(
         default_factory=lambda: default_cache_dir() / "state",
         description="Where secmon keeps checkpoints and its disk buffer.",
@@ -269,12 +290,21 @@ def _env_name(overrides: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _file_keys(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    """``loc`` without the parts that are not keys in the file, such as a union's ``type`` tag."""
+    keys: tuple[str, ...] = ()
+    for position, part in enumerate(loc):
+        if (*keys, part) in lines or position == len(loc) - 1 or not lines:
+            keys = (*keys, part)
+    return keys
+
+
 def _describe(
     exc: ValidationError, path: Path | None, lines: dict[tuple[str, ...], int], overrides: dict[str, Any]
 ) -> str:
     problems = []
     for error in exc.errors():
-        keys = tuple(str(part) for part in error["loc"])
+        keys = _file_keys(tuple(str(part) for part in error["loc"]), lines)
         dotted = ".".join(keys)
         reason = error["msg"]
         if error["type"] == "extra_forbidden":

@@ -1,15 +1,22 @@
-"""The main job that ``secmon up`` runs: Elasticsearch, storage and, as they land, collectors,
-detection and the API, until SIGINT or SIGTERM."""
+"""The main job that ``secmon up`` runs: Elasticsearch, the pipeline and its sources, until
+SIGINT or SIGTERM; then it stops the sources, sends what is buffered and stops what it started."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+from collectors.sources import Source, build_source
 from secmon.config import Settings
 from secmon.log import get_logger
 from secmon.node import LocalNode
+from secmon.pipeline.buffer import DiskBuffer
+from secmon.pipeline.pipeline import Pipeline
+from secmon.pipeline.telemetry import Telemetry
 from secmon.store import (
     BulkWriter,
     IndexNames,
@@ -22,36 +29,90 @@ from secmon.store import (
 
 log = get_logger(__name__)
 
+DRAIN_ON_STOP_SECONDS = 10.0
 
-async def run_service(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run until a stop signal, then flush what is in flight and stop what was started."""
+
+@dataclass(slots=True)
+class Running:
+    """What a running service is made of, for whoever drives it (``secmon up``, ``import``, tests)."""
+
+    settings: Settings
+    pipeline: Pipeline
+    writer: BulkWriter
+    sources: dict[str, Source]
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: Settings, *, with_sources: bool = True, buffer_dir: Path | None = None
+) -> AsyncIterator[Running]:
+    """Start Elasticsearch (if local), the writer, the buffer's drain and the sources; undo on exit.
+
+    ``buffer_dir`` gives a one-off job (``secmon import``) a buffer of its own, apart from the
+    service's, which another process may be using.
+    """
     node: LocalNode | None = None
     if settings.elasticsearch.url is None:
-        node = LocalNode(settings.elasticsearch.local)
-        started_here = node.pid() is None
-        await asyncio.to_thread(node.start)
-        if not started_here:
-            node = None  # someone else's node: leave it running when we stop
+        candidate = LocalNode(settings.elasticsearch.local)
+        if candidate.pid() is None:
+            node = candidate  # started here, so stopped here
+        await asyncio.to_thread(candidate.start)
     client = connect(settings.elasticsearch, max_retries=0)
     names = IndexNames(settings.elasticsearch.index_prefix)
+    buffer = DiskBuffer(
+        buffer_dir or settings.state_dir / "buffer",
+        max_bytes=settings.buffer.max_bytes,
+        segment_bytes=settings.buffer.segment_bytes,
+        fsync_interval=settings.buffer.fsync_interval,
+    )
+    pipeline = Pipeline(names, buffer, Telemetry())
+    sources: dict[str, Source] = {}
+    try:
+        await install_templates(client, settings.elasticsearch)
+        version, health = await cluster_health(client)
+        log.info("Elasticsearch ready.", url=cluster_url(settings.elasticsearch), version=version, health=health)
+        async with BulkWriter(client, settings.writer, names) as writer:
+            tasks = [
+                asyncio.create_task(pipeline.drain(writer, batch_size=settings.writer.batch_size), name="drain"),
+                asyncio.create_task(retention_loop(client, names, settings.retention), name="retention"),
+            ]
+            try:
+                if with_sources:
+                    for component, source_settings in settings.sources.items():
+                        source = build_source(component, source_settings, pipeline, settings.state_dir)
+                        await source.start()
+                        sources[component] = source
+                yield Running(settings, pipeline, writer, sources)
+            finally:
+                for source in sources.values():
+                    await source.stop()
+                if not await pipeline.wait_drained(DRAIN_ON_STOP_SECONDS):
+                    log.warning(
+                        "Stopping with events still buffered; they are sent at the next start.",
+                        bytes=buffer.pending_bytes,
+                    )
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        buffer.close()
+        await client.close()
+        if node is not None:
+            await asyncio.to_thread(node.stop)
+
+
+async def run_service(settings: Settings, on_ready: Callable[[Running], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await install_templates(client, settings.elasticsearch)
-        version, health = await cluster_health(client)
-        log.info("Elasticsearch ready.", url=cluster_url(settings.elasticsearch), version=version, health=health)
-        async with BulkWriter(client, settings.writer, names):
-            retention = asyncio.create_task(retention_loop(client, names, settings.retention), name="retention")
+        async with running_service(settings) as running:
             if on_ready is not None:
-                on_ready(cluster_url(settings.elasticsearch))
+                on_ready(running)
             await stop.wait()
             log.info("Stopping: flushing what is in flight.")
-            retention.cancel()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        await client.close()
-        if node is not None:
-            await asyncio.to_thread(node.stop)

@@ -83,3 +83,21 @@ def test_retention_durations_are_checked(tmp_path: Path) -> None:
         load_settings(path, environ={})
     assert parse_duration("90d") == 90 * 86400
     assert parse_duration("500ms") == 0.5
+
+
+def test_sources_are_validated_with_their_type_and_format(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  edge:\n    type: syslog\n    mode: tcp\n    format: sysloog\n")
+    with pytest.raises(
+        ConfigError,
+        match=rf"{re.escape(str(path))}:5: sources\.edge\.format: Value error, unknown format 'sysloog'",
+    ):
+        load_settings(path, environ={})
+    path = write(tmp_path, "sources:\n  edge:\n    type: carrier-pigeon\n")
+    with pytest.raises(
+        ConfigError, match=r"sources\.edge: Input tag 'carrier-pigeon' found using 'type' does not match"
+    ):
+        load_settings(path, environ={})
+    path = write(
+        tmp_path, "sources:\n  web:\n    type: file\n    include: [/var/log/nginx/*.log]\n    format: apache_access\n"
+    )
+    assert load_settings(path, environ={}).sources["web"].format == "apache_access"

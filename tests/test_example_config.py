@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from collectors.config import SourceSettings
 from secmon.config import Settings, load_settings
 
 EXAMPLE = Path(__file__).parent.parent / "deploy" / "secmon.example.yml"
@@ -24,7 +26,13 @@ def test_the_example_config_loads_and_equals_the_defaults() -> None:
     assert load_settings(EXAMPLE, environ={}) == Settings()
 
 
+def source_types() -> list[type[BaseModel]]:
+    union = typing.get_args(SourceSettings)[0]  # Annotated[Union[...], discriminator]
+    return list(typing.get_args(union))
+
+
 def test_the_example_config_mentions_every_option() -> None:
     text = EXAMPLE.read_text()
-    missing = sorted(name for name in option_names(Settings) if f"{name}:" not in text)
+    names = option_names(Settings).union(*(option_names(source) for source in source_types()))
+    missing = sorted(name for name in names if f"{name}:" not in text)
     assert missing == []

@@ -1,0 +1,30 @@
+"""Sources: where events enter secmon. Each module is one ``type:`` of the ``sources:`` config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from collectors.config import FileSourceSettings, SourceSettings, SyslogSourceSettings
+from secmon.pipeline.pipeline import Pipeline
+
+
+class Source(Protocol):
+    """A running source: ``start`` begins receiving, ``stop`` ends it after submitting what it read."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_source(component: str, settings: SourceSettings, pipeline: Pipeline, state_dir: Path) -> Source:
+    """The source that ``settings.type`` names."""
+    if isinstance(settings, SyslogSourceSettings):
+        from collectors.sources.syslog import SyslogSource
+
+        return SyslogSource(component, settings, pipeline)
+    if isinstance(settings, FileSourceSettings):
+        from collectors.sources.file import FileSource
+
+        return FileSource(component, settings, pipeline, state_dir)
+    raise TypeError(f"no source for {type(settings).__name__}")

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from secmon import __version__, log
-from secmon.cli import bench, es
+from secmon.cli import bench, es, imports
 from secmon.cli.context import console, load
 from secmon.errors import SecmonError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(es.app, name="es")
 app.add_typer(bench.app, name="bench")
+app.add_typer(imports.app, name="import")
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -49,15 +50,19 @@ def version() -> None:
 @app.command()
 def up(ctx: typer.Context) -> None:
     """Start everything: a local Elasticsearch when none is configured, storage, and the service."""
-    from secmon.service import run_service
+    from secmon.service import Running, run_service
+    from secmon.store import cluster_url
 
     settings = load(ctx)
-    asyncio.run(
-        run_service(
-            settings,
-            on_ready=lambda url: console.print(f"[green]secmon is up[/] — Elasticsearch at {url}. Ctrl-C stops it."),
-        )
-    )
+
+    def ready(running: Running) -> None:
+        console.print(f"[green]secmon is up[/] — Elasticsearch at {cluster_url(settings.elasticsearch)}")
+        for component, source in running.sources.items():
+            address = getattr(source, "address", None) or ""
+            console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
+        console.print("Ctrl-C stops it.")
+
+    asyncio.run(run_service(settings, on_ready=ready))
 
 
 @config_app.command("check")

@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 from elasticsearch.helpers import async_scan
 
+from collectors.config import SyslogSourceSettings
+from collectors.sources.syslog import SyslogSource
 from secmon.config import LocalNodeSettings, Settings, WriterSettings, load_settings
 from secmon.node import LocalNode
+from secmon.pipeline.buffer import DiskBuffer
+from secmon.pipeline.pipeline import Pipeline
+from secmon.pipeline.telemetry import Telemetry
 from secmon.store import BulkWriter, IndexNames, Outcome, connect, install_templates
 from tests.store.test_writer import event_docs
 
@@ -127,6 +132,66 @@ async def _write_through_an_outage(config: Path) -> None:
         assert len(ids) == len(docs)
         assert set(ids) == {doc.id for doc in docs}
     finally:
+        await client.close()
+
+
+def test_a_tcp_syslog_stream_survives_a_minute_without_elasticsearch(config: Path, tmp_path: Path) -> None:
+    asyncio.run(_stream_through_an_outage(config, tmp_path))
+
+
+async def _stream_through_an_outage(config: Path, tmp_path: Path) -> None:
+    settings = load_settings(config)
+    names = IndexNames(settings.elasticsearch.index_prefix)
+    dataset = f"outage.syslog_{secrets.token_hex(3)}"
+    client = connect(settings.elasticsearch, max_retries=0)
+    patient = WriterSettings(retry_initial=0.2, retry_max=2.0)  # type: ignore[call-arg]
+    buffer = DiskBuffer(tmp_path / "buffer")
+    pipeline = Pipeline(names, buffer, Telemetry())
+    source = SyslogSource(
+        "syslog",
+        SyslogSourceSettings(mode="tcp", address="127.0.0.1:0", dataset=dataset),
+        pipeline,  # type: ignore[call-arg]
+    )
+    sent = 0
+    try:
+        async with BulkWriter(client, patient, names) as writer:
+            drain = asyncio.create_task(pipeline.drain(writer))
+            await source.start()
+            assert source.address is not None
+            _, stream = await asyncio.open_connection(*source.address)
+
+            async def steady(seconds: float, per_second: int = 100) -> None:
+                nonlocal sent
+                for _ in range(int(seconds * 10)):
+                    for _ in range(per_second // 10):
+                        stream.write(b"<13>Nov 24 10:00:00 host app[1]: message %d\n" % sent)
+                        sent += 1
+                    await stream.drain()
+                    await asyncio.sleep(0.1)
+
+            await steady(3)
+            assert (await asyncio.to_thread(secmon, config, "es", "stop")).returncode == 0
+            await steady(60)  # a minute without Elasticsearch: the stream goes on, into the buffer
+            assert buffer.pending_bytes > 0
+            started = asyncio.create_task(asyncio.to_thread(secmon, config, "es", "start"))
+            await steady(3)
+            assert (await started).returncode == 0
+            await steady(2)
+            stream.close()
+            await asyncio.sleep(0.5)
+            await source.stop()
+            assert await pipeline.wait_drained(120)
+            drain.cancel()
+        index = names.events(dataset)
+        await client.indices.refresh(index=index)
+        stored = [
+            hit["_source"]["event"]["original"]
+            async for hit in async_scan(client, index=index, query={"query": {"match_all": {}}})
+        ]
+        assert len(stored) == sent
+        assert sorted(stored) == sorted(f"<13>Nov 24 10:00:00 host app[1]: message {n}" for n in range(sent))
+    finally:
+        buffer.close()
         await client.close()
 
 

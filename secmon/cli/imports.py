@@ -1,0 +1,79 @@
+"""``secmon import``: load log files or Windows event logs once, with progress and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from secmon.cli.context import console, ensure_cluster, load
+
+if TYPE_CHECKING:
+    from secmon.importer import ImportSummary
+
+app = typer.Typer(help="Import files once: text logs or Windows event logs.", no_args_is_help=True)
+
+PathsArgument = Annotated[
+    list[Path], typer.Argument(exists=True, dir_okay=False, readable=True, help="Files to import.")
+]
+AgencyOption = Annotated[str | None, typer.Option(help="organization.id to stamp on every event.")]
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    paths: PathsArgument,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="auto, syslog, apache_access, apache_error, ...")
+    ] = "auto",
+    agency: AgencyOption = None,
+) -> None:
+    """Import text log files, one event per line."""
+    from secmon.importer import import_records, read_lines
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    total = sum(1 for path in paths for line in path.open("rb") if line.strip())
+    with _progress() as progress:
+        task = progress.add_task("importing", total=total)
+        records = (record for path in paths for record in read_lines(path))
+        summary = asyncio.run(
+            import_records(
+                settings,
+                records,
+                component="import",
+                fmt=format,
+                agency=agency,
+                progress=lambda n: progress.advance(task, n),
+            )
+        )
+    _print_summary(summary)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    table = Table("read", "failed to parse", "stored", "already stored", "dead-lettered", "failed", title="import")
+    table.add_row(
+        f"{summary.read:,}",
+        f"{summary.parse_failures:,}",
+        f"{summary.stored:,}",
+        f"{summary.duplicates:,}",
+        f"{summary.dead_lettered:,}",
+        f"{summary.failed:,}",
+    )
+    console.print(table)
+    if summary.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,206 @@
+"""The pipeline: records from sources → ECS events → stages (detection) → disk buffer → Elasticsearch.
+
+    source ──records──▶ normalize ─▶ enrich ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ BulkWriter
+      ▲                                                              │
+      └──────────── acknowledged once durable in the buffer ◀────────┘
+
+Transforms are plain functions run in the submitting source's task: they are CPU work, so a
+queue between them would only add latency. Backpressure comes from the bounded buffer: a full
+buffer makes ``submit`` wait, and the source stops reading its socket or file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from collectors.event import PARSE_FAILURE_TAG, Event, Record, mark_parse_failure, set_field
+from collectors.transforms.normalize import normalize
+from secmon.log import get_logger
+from secmon.pipeline.buffer import DiskBuffer, Position
+from secmon.pipeline.telemetry import Telemetry
+from secmon.store import BulkWriter, Document, IndexNames, Outcome, document_id
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """The organization events come from: ECS ``organization.id`` and ``organization.name``."""
+
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What a source tells the pipeline about the records it submits."""
+
+    component: str  # the source's id in the configuration
+    format: str = "auto"  # a key of collectors.transforms.normalize.FORMATS
+    agency: Agency | None = None
+    dataset: str | None = None  # overrides event.dataset when set
+
+
+class Stage(Protocol):
+    """A step after normalization that may add documents, such as detection adding alerts.
+
+    It sees each batch of events before they are buffered and returns extra documents to store
+    with them; it must not raise for one bad event.
+    """
+
+    def __call__(self, events: Sequence[Event]) -> list[Document]: ...
+
+
+class Pipeline:
+    """Turns records into stored documents; see the module docstring."""
+
+    def __init__(
+        self,
+        names: IndexNames,
+        buffer: DiskBuffer,
+        telemetry: Telemetry,
+        stages: Sequence[Stage] = (),
+    ) -> None:
+        self.names = names
+        self.buffer = buffer
+        self.telemetry = telemetry
+        self.stages = list(stages)
+        # Ids for records without a key of their own: unique per process start, then fixed in
+        # the buffer, so a replay from the buffer reuses them.
+        self._id_prefix = os.urandom(9)
+        self._sequence = 0
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def submit(self, records: Sequence[Record], context: SourceContext) -> None:
+        """Process ``records`` and return once they are durable in the buffer."""
+        frames = self.process(records, context)
+        await self.buffer.append(frames)
+        self._sent(context, len(records))
+
+    def submit_nowait(self, records: Sequence[Record], context: SourceContext) -> bool:
+        """Like ``submit`` for sources that cannot wait (UDP): False, and counted, when full."""
+        frames = self.process(records, context)
+        if not self.buffer.try_append(frames):
+            self.telemetry.discarded.labels(context.component, "buffer_full").inc(len(records))
+            return False
+        self._sent(context, len(records))
+        return True
+
+    async def reject(self, raw: str, reason: str, context: SourceContext, where: str) -> None:
+        """Dead-letter input that cannot become an event at all (malformed JSON, say).
+
+        ``where`` says where it was found (``"line 12"``); the sender should also be told.
+        """
+        self.telemetry.errors.labels(context.component, "decode").inc()
+        source: Event = {
+            "@timestamp": _iso(time.time()),
+            "deadletter": {
+                "reason": f"{where}: {reason}",
+                "error_type": "input_rejected",
+                "target": "",
+                "component": context.component,
+                "original": {"raw": raw},
+            },
+        }
+        if context.agency is not None:
+            source["organization"] = {"id": context.agency.id}
+        self._sequence += 1
+        doc = Document(self.names.deadletter, document_id(self._id_prefix, self._sequence), source)
+        await self.buffer.append([orjson.dumps((doc.index, doc.id, context.component, doc.source))])
+
+    def _sent(self, context: SourceContext, count: int) -> None:
+        self.telemetry.sent.labels(context.component).inc(count)
+        self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
+
+    def process(self, records: Sequence[Record], context: SourceContext) -> list[bytes]:
+        """Normalize, enrich and run the stages; returns the buffer frames of the documents."""
+        self.telemetry.received.labels(context.component).inc(len(records))
+        ingested = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        events = [self._event(record, context, ingested) for record in records]
+        docs = [
+            Document(
+                self.names.events(event["event"].get("dataset")),
+                self._document_id(record, context),
+                event,
+                component=context.component,
+            )
+            for record, event in zip(records, events, strict=True)
+        ]
+        for stage in self.stages:
+            docs.extend(stage(events))
+        return [orjson.dumps((doc.index, doc.id, doc.component, doc.source)) for doc in docs]
+
+    def _event(self, record: Record, context: SourceContext, ingested: str) -> Event:
+        try:
+            event = normalize(record, context.format)
+        except Exception as exc:  # a parser bug must cost one event's fields, never the event
+            self.telemetry.errors.labels(context.component, "normalize").inc()
+            log.error("A parser failed; keeping the raw event.", component=context.component, error=repr(exc))
+            event = mark_parse_failure({"message": record.message, "event": {"original": record.message}}, repr(exc))
+            event["@timestamp"] = _iso(record.received or time.time())
+        if PARSE_FAILURE_TAG in event.get("tags", ()):
+            self.telemetry.errors.labels(context.component, "parse").inc()
+        meta = event.setdefault("event", {})
+        meta["ingested"] = ingested
+        if context.dataset:
+            meta["dataset"] = context.dataset
+        meta.setdefault("dataset", "generic")
+        if context.agency is not None:
+            set_field(event, "organization.id", context.agency.id)
+            if context.agency.name:
+                set_field(event, "organization.name", context.agency.name)
+        return event
+
+    def _document_id(self, record: Record, context: SourceContext) -> str:
+        if record.key is not None:
+            return document_id(context.component, record.key)
+        self._sequence += 1
+        return document_id(self._id_prefix, self._sequence)
+
+    # -- draining --------------------------------------------------------------------------
+
+    async def drain(self, writer: BulkWriter, *, batch_size: int = 1000, window: int = 4) -> None:
+        """Send the buffer's content to ``writer`` in order, forever; acknowledge what is stored."""
+        in_flight: deque[tuple[Position, asyncio.Task[list[Outcome]]]] = deque()
+        while True:
+            frames, end = self.buffer.read(batch_size, 8 << 20)
+            if frames:
+                docs = [_decode(frame) for frame in frames]
+                in_flight.append((end, asyncio.create_task(writer.write(docs))))
+            while in_flight and (in_flight[0][1].done() or len(in_flight) >= window or not frames):
+                position, task = in_flight.popleft()
+                await task
+                self.buffer.acknowledge(position)
+                self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
+                if not frames:
+                    break  # look for frames that arrived meanwhile
+            if not frames and not in_flight:
+                await self.buffer.wait_readable()
+
+    async def wait_drained(self, timeout: float | None = None) -> bool:
+        """Wait until everything buffered is stored; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.buffer.empty:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+def _decode(frame: bytes) -> Document:
+    index, doc_id, component, source = orjson.loads(frame)
+    return Document(index, doc_id, source, component=component)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

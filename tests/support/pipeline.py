@@ -1,0 +1,46 @@
+"""A running pipeline for tests: disk buffer in a temporary folder, drained into the real node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from elasticsearch import AsyncElasticsearch
+
+from secmon.config import WriterSettings
+from secmon.pipeline.buffer import DiskBuffer
+from secmon.pipeline.pipeline import Pipeline
+from secmon.pipeline.telemetry import Telemetry
+from secmon.store import BulkWriter, IndexNames
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline(
+    es: AsyncElasticsearch, names: IndexNames, buffer_dir: Path, **buffer_options: int
+) -> AsyncIterator[Pipeline]:
+    """A pipeline whose buffer drains into ``es`` until the block ends (after draining it)."""
+    buffer = DiskBuffer(buffer_dir, **buffer_options)
+    pipeline = Pipeline(names, buffer, Telemetry())
+    writer = BulkWriter(es, WriterSettings(flush_interval=0.05, retry_initial=0.05, retry_max=0.5), names)  # type: ignore[call-arg]
+    async with writer:
+        drain = asyncio.create_task(pipeline.drain(writer, batch_size=500))
+        try:
+            yield pipeline
+            assert await pipeline.wait_drained(60), "the buffer did not drain"
+        finally:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+    buffer.close()
+
+
+async def search_all(
+    es: AsyncElasticsearch, index: str, query: dict[str, object] | None = None
+) -> list[dict[str, object]]:
+    """Every stored document of ``index`` matching ``query``, refreshed first."""
+    from elasticsearch.helpers import async_scan
+
+    await es.indices.refresh(index=index)
+    return [hit["_source"] async for hit in async_scan(es, index=index, query={"query": query or {"match_all": {}}})]
