@@ -166,6 +166,16 @@ class BufferSettings(_Section):
     )
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics of the running service, also what ``secmon status`` reads."""
+
+    address: str | None = Field(
+        "127.0.0.1:9464",
+        pattern=r"^.+:\d+$",
+        description="host:port serving /metrics; null turns it off (and secmon status with it).",
+    )
+
+
 class Settings(_Section):
     """The whole configuration of one secmon instance."""
 
@@ -173,6 +183,7 @@ class Settings(_Section):
     writer: WriterSettings = Field(default_factory=WriterSettings)  # type: ignore[arg-type]
     retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
     buffer: BufferSettings = Field(default_factory=BufferSettings)  # type: ignore[arg-type]
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
         description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file).",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from collectors.event import Record
 from secmon.config import Settings
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
@@ -43,6 +45,18 @@ def read_lines(path: Path) -> Iterator[Record]:
                 origin = {"log": {"file": {"path": str(path)}, "offset": offset}}
                 yield Record(text, origin, key=f"{identity.st_dev}:{identity.st_ino}:{offset}")
             offset += len(raw)
+
+
+def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
+    """Each record of the EVTX file ``path``, as JSON, keyed by its record number in the file.
+
+    Parts of a damaged file that cannot be read are described in ``failures``.
+    """
+    from collectors.sources.evtx import read_evtx
+
+    origin = {"log": {"file": {"path": str(path)}}}
+    for record in read_evtx(path, on_failure=lambda failure: failures.append(f"{failure.path}: {failure.reason}")):
+        yield Record(orjson.dumps(record.event).decode(), origin, key=f"{path.resolve()}:{record.record_id}")
 
 
 async def import_records(

@@ -65,8 +65,10 @@ async def running_service(
         segment_bytes=settings.buffer.segment_bytes,
         fsync_interval=settings.buffer.fsync_interval,
     )
-    pipeline = Pipeline(names, buffer, Telemetry())
+    telemetry = Telemetry()
+    pipeline = Pipeline(names, buffer, telemetry)
     sources: dict[str, Source] = {}
+    stop_metrics = telemetry.serve(settings.metrics.address) if with_sources and settings.metrics.address else None
     try:
         await install_templates(client, settings.elasticsearch)
         version, health = await cluster_health(client)
@@ -95,6 +97,8 @@ async def running_service(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         buffer.close()
         await client.close()
         if node is not None:

@@ -18,6 +18,7 @@ import re
 from typing import Any, Protocol
 
 from collectors.event import Event, Record, mark_parse_failure
+from collectors.transforms.parse_json import parse_beats, parse_evtx_json, parse_json_event
 from collectors.transforms.parse_programs import enrich, parse_auditd
 from collectors.transforms.parse_syslog import epoch_to_iso, parse_syslog
 from collectors.transforms.parse_web import parse_apache_access, parse_apache_error, parse_nginx_error
@@ -48,6 +49,9 @@ FORMATS: dict[str, LineParser] = {
     "nginx_error": parse_nginx_error,
     "auditd": parse_auditd,
     "raw": parse_raw,
+    "json": parse_json_event,
+    "beats": parse_beats,
+    "evtx": parse_evtx_json,
 }
 
 # Each format's first characters, so that "auto" costs one regex match and not a parse attempt each.
@@ -60,6 +64,7 @@ _SHAPES = re.compile(
     | (?P<nginx_error>\d{4}/\d\d/\d\d\ \d\d:\d\d:\d\d\ \[)
     | (?P<auditd>(?:node=\S+\ )?type=\S+\ msg=audit\()
     | (?P<apache_access>"?[^\s"]+\ \S+\ \S+\ \[)
+    | (?P<json>\{)
     """,
     re.VERBOSE,
 )
@@ -89,7 +94,8 @@ def normalize(record: Record, fmt: str = "auto") -> Event:
         event = parser(line, received=received)
 
     meta = event.setdefault("event", {})
-    meta["original"] = line
+    # A shipped document may carry the raw line it was made from: that is the original.
+    meta.setdefault("original", line)
     meta.setdefault("dataset", RAW_DATASET)
     if "@timestamp" not in event:
         event["@timestamp"] = epoch_to_iso(received)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Import files once: text logs or Windows event logs.", no_args_is_help=True)
 
 PathsArgument = Annotated[
-    list[Path], typer.Argument(exists=True, dir_okay=False, readable=True, help="Files to import.")
+    list[Path], typer.Argument(exists=True, readable=True, help="Files, or folders to search for them.")
 ]
 AgencyOption = Annotated[str | None, typer.Option(help="organization.id to stamp on every event.")]
 
@@ -37,6 +37,7 @@ def logs(
 
     settings = load(ctx)
     ensure_cluster(settings)
+    paths = _files(paths, "*")
     total = sum(1 for path in paths for line in path.open("rb") if line.strip())
     with _progress() as progress:
         task = progress.add_task("importing", total=total)
@@ -52,6 +53,43 @@ def logs(
             )
         )
     _print_summary(summary)
+
+
+@app.command()
+def evtx(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) -> None:
+    """Import Windows event log (.evtx) files, one event per record."""
+    from collectors.sources.evtx import read_evtx
+    from secmon.importer import import_records, read_evtx_records
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    paths = _files(paths, "*.evtx")
+    failures: list[str] = []
+    total = sum(1 for path in paths for _ in read_evtx(path, on_failure=lambda failure: None))
+    with _progress() as progress:
+        task = progress.add_task("importing", total=total)
+        records = (record for path in paths for record in read_evtx_records(path, failures))
+        summary = asyncio.run(
+            import_records(
+                settings,
+                records,
+                component="import-evtx",
+                fmt="evtx",
+                agency=agency,
+                progress=lambda n: progress.advance(task, n),
+            )
+        )
+    for failure in failures:
+        console.print(f"[yellow]unreadable:[/] {failure}")
+    _print_summary(summary)
+
+
+def _files(paths: list[Path], pattern: str) -> list[Path]:
+    """``paths`` with each folder replaced by the files in it (and below it) matching ``pattern``."""
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(p for p in path.rglob(pattern) if p.is_file()) if path.is_dir() else [path]
+    return files
 
 
 def _progress() -> Progress:

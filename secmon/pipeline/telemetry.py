@@ -5,7 +5,9 @@ A failure on one event is counted here and logged, never raised: the stream carr
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
 
 
 class Telemetry:
@@ -31,6 +33,17 @@ class Telemetry:
         self.buffer_bytes = Gauge(
             "secmon_buffer_bytes", "Bytes waiting in the disk buffer for Elasticsearch.", registry=self.registry
         )
+
+    def serve(self, address: str) -> Callable[[], None]:
+        """Serve ``/metrics`` on ``address`` (host:port) from a thread; returns how to stop it."""
+        host, _, port = address.rpartition(":")
+        server, thread = start_http_server(int(port), host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            thread.join()
+
+        return stop
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -30,7 +30,9 @@ def failed(event: Event) -> bool:
 
 
 def test_the_formats() -> None:
-    assert set(FORMATS) == {"syslog", "apache_access", "apache_error", "nginx_error", "auditd", "raw"}
+    assert set(FORMATS) == {
+        "syslog", "apache_access", "apache_error", "nginx_error", "auditd", "raw", "json", "beats", "evtx"
+    }  # fmt: skip
 
 
 # What "auto" makes of each dataset file: lines, lines tagged as not understood, and datasets.
@@ -117,8 +119,8 @@ def test_raw_keeps_the_line_and_tags_nothing() -> None:
 
 
 def test_an_unknown_format_is_a_configuration_error() -> None:
-    with pytest.raises(ValueError, match="unknown log format 'json'"):
-        normalize(Record("x"), "json")
+    with pytest.raises(ValueError, match="unknown log format 'carrier-pigeon'"):
+        normalize(Record("x"), "carrier-pigeon")
 
 
 def test_a_record_without_a_receive_time_is_dated_now() -> None:

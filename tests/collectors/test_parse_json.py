@@ -1,0 +1,77 @@
+"""JSON events: generic lines, Beats documents (Winlogbeat normalized like EVTX), EVTX records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from collectors.event import PARSE_FAILURE_TAG, Record
+from collectors.sources.evtx import read_evtx
+from collectors.transforms.normalize import normalize
+from collectors.transforms.parse_winlog import normalize_evtx
+
+EVTX = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "evtx"
+
+FILEBEAT_DOC = {
+    "@timestamp": "2026-11-24T10:00:00.000Z",
+    "message": "Nov 24 10:00:00 web1 sshd[1]: Accepted password for bob from 192.0.2.1 port 22 ssh2",
+    "log": {"file": {"path": "/var/log/auth.log"}, "offset": 1234},
+    "event": {"dataset": "system.auth", "original": "the line as the module saw it"},
+    "host": {"name": "web1"},
+    "agent": {"type": "filebeat", "version": "8.19.0"},
+}
+
+
+def test_a_json_line_is_kept_as_the_event_it_is() -> None:
+    line = orjson.dumps({"user": {"name": "alice"}, "event": {"action": "login"}}).decode()
+    event = normalize(Record(line, received=1_700_000_000.0), "json")
+    assert event["user"] == {"name": "alice"}
+    assert event["event"]["action"] == "login"
+    assert event["event"]["dataset"] == "json"
+    assert event["event"]["original"] == line
+    assert event["@timestamp"].startswith("2023-11-14T22:13:20")
+
+
+def test_auto_recognizes_json() -> None:
+    assert normalize(Record('{"message": "hi"}'), "auto")["message"] == "hi"
+
+
+def test_text_that_is_not_a_json_object_is_kept_and_tagged() -> None:
+    for bad in ('{"truncated": ', "[1, 2]", "\x00\x01"):
+        event = normalize(Record(bad), "json")
+        assert PARSE_FAILURE_TAG in event["tags"]
+        assert event["event"]["original"] == bad
+        assert "JSON" in event["error"]["message"]
+
+
+def test_a_filebeat_document_keeps_its_fields_and_its_own_original() -> None:
+    event = normalize(Record(orjson.dumps(FILEBEAT_DOC).decode()), "beats")
+    assert event["event"]["dataset"] == "system.auth"
+    assert event["event"]["original"] == "the line as the module saw it"
+    assert event["log"]["file"]["path"] == "/var/log/auth.log"
+    assert event["agent"]["type"] == "filebeat"
+
+
+def test_a_winlogbeat_document_and_the_same_evtx_record_normalize_alike() -> None:
+    path = EVTX / "command-and-control" / "DE_RDP_Tunneling_4624.evtx"
+    record = next(r for r in read_evtx(path) if r.event["System"]["EventID"] == 4624)
+    from_evtx = normalize(Record(orjson.dumps(record.event).decode()), "evtx")
+    assert from_evtx["winlog"] == normalize_evtx(record.event)["winlog"]
+    winlog = from_evtx["winlog"]
+    shipped = {
+        "@timestamp": from_evtx["@timestamp"],
+        "winlog": {
+            "channel": winlog["channel"],
+            "event_id": int(winlog["event_id"]),  # Winlogbeat sends a number
+            "provider_name": winlog["provider_name"],
+            "computer_name": winlog["computer_name"],
+            "record_id": winlog["record_id"],
+            "event_data": winlog["event_data"],
+        },
+    }
+    from_beats = normalize(Record(orjson.dumps(shipped).decode()), "beats")
+    assert from_beats["event"]["code"] == from_evtx["event"]["code"]
+    assert from_beats["winlog"]["event_data"] == from_evtx["winlog"]["event_data"]
+    assert from_beats["event"]["dataset"] == from_evtx["event"]["dataset"] == "windows.security"
+    assert from_beats.get("user") == from_evtx.get("user")
