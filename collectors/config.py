@@ -66,9 +66,6 @@ class FileSourceSettings(_SourceSettings):
     max_line_bytes: int = Field(1 << 20, ge=1024, description="Longer lines are cut and tagged _secmon_truncated.")
 
 
-SourceSettings = Annotated[SyslogSourceSettings | FileSourceSettings, Field(discriminator="type")]
-
-
 class HttpSourceSettings(_SourceSettings):
     """HTTP ingest: NDJSON on /ingest, and Elasticsearch's _bulk API for Beats, Vector and Fluent Bit.
 
@@ -90,3 +87,6 @@ class HttpSourceSettings(_SourceSettings):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS instead of HTTP.")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+
+
+SourceSettings = Annotated[SyslogSourceSettings | FileSourceSettings | HttpSourceSettings, Field(discriminator="type")]

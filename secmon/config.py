@@ -186,7 +186,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
-        description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file).",
+        description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file, http).",
     )
     state_dir: Path = Field(
         default_factory=lambda: default_cache_dir() / "state",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.sources import Source, build_source
+from secmon.auth import KeyStore
 from secmon.config import Settings
 from secmon.log import get_logger
 from secmon.node import LocalNode
@@ -39,6 +40,7 @@ class Running:
     settings: Settings
     pipeline: Pipeline
     writer: BulkWriter
+    keys: KeyStore
     sources: dict[str, Source]
 
 
@@ -53,10 +55,9 @@ async def running_service(
     """
     node: LocalNode | None = None
     if settings.elasticsearch.url is None:
-        candidate = LocalNode(settings.elasticsearch.local)
-        if candidate.pid() is None:
-            node = candidate  # started here, so stopped here
-        await asyncio.to_thread(candidate.start)
+        local = LocalNode(settings.elasticsearch.local)
+        if (await asyncio.to_thread(local.start)).started:
+            node = local  # started here, so stopped here
     client = connect(settings.elasticsearch, max_retries=0)
     names = IndexNames(settings.elasticsearch.index_prefix)
     buffer = DiskBuffer(
@@ -71,6 +72,8 @@ async def running_service(
     stop_metrics = telemetry.serve(settings.metrics.address) if with_sources and settings.metrics.address else None
     try:
         await install_templates(client, settings.elasticsearch)
+        keys = KeyStore(client, names)
+        await keys.ensure_index()
         version, health = await cluster_health(client)
         log.info("Elasticsearch ready.", url=cluster_url(settings.elasticsearch), version=version, health=health)
         async with BulkWriter(client, settings.writer, names) as writer:
@@ -81,10 +84,10 @@ async def running_service(
             try:
                 if with_sources:
                     for component, source_settings in settings.sources.items():
-                        source = build_source(component, source_settings, pipeline, settings.state_dir)
+                        source = build_source(component, source_settings, pipeline, settings.state_dir, keys)
                         await source.start()
                         sources[component] = source
-                yield Running(settings, pipeline, writer, sources)
+                yield Running(settings, pipeline, writer, keys, sources)
             finally:
                 for source in sources.values():
                     await source.stop()

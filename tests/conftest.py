@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -37,12 +36,9 @@ def es_settings(local_node_settings: LocalNodeSettings) -> Iterator[Elasticsearc
         yield ElasticsearchSettings(url=url, index_prefix=prefix)  # type: ignore[call-arg]
         return
     node = LocalNode(local_node_settings)
-    started_here = node.pid() is None
-    if started_here:
-        # A fresh data folder each time: this distribution cannot delete data streams, so
-        # earlier sessions' test data would otherwise pile up.
-        shutil.rmtree(node.dir / "data", ignore_errors=True)
-        node.start()
+    # A fresh data folder whenever this session starts the node: this distribution cannot
+    # delete data streams, so earlier sessions' test data would otherwise pile up.
+    started_here = node.start(fresh=True).started
     yield ElasticsearchSettings(index_prefix=prefix, local=local_node_settings)  # type: ignore[call-arg]
     if started_here:
         node.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from collectors.config import FileSourceSettings, SourceSettings, SyslogSourceSettings
+from collectors.config import FileSourceSettings, HttpSourceSettings, SourceSettings, SyslogSourceSettings
+from secmon.auth import KeyStore
 from secmon.pipeline.pipeline import Pipeline
 
 
@@ -17,7 +18,9 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_source(component: str, settings: SourceSettings, pipeline: Pipeline, state_dir: Path) -> Source:
+def build_source(
+    component: str, settings: SourceSettings, pipeline: Pipeline, state_dir: Path, keys: KeyStore
+) -> Source:
     """The source that ``settings.type`` names."""
     if isinstance(settings, SyslogSourceSettings):
         from collectors.sources.syslog import SyslogSource
@@ -27,4 +30,8 @@ def build_source(component: str, settings: SourceSettings, pipeline: Pipeline, s
         from collectors.sources.file import FileSource
 
         return FileSource(component, settings, pipeline, state_dir)
+    if isinstance(settings, HttpSourceSettings):
+        from collectors.sources.http import HttpSource
+
+        return HttpSource(component, settings, pipeline, keys)
     raise TypeError(f"no source for {type(settings).__name__}")

@@ -34,6 +34,10 @@ def parse_json_event(line: str, *, received: float | None = None) -> Event:
     if document is None:
         assert failure is not None
         return failure
+    return _fill_in(document, received)
+
+
+def _fill_in(document: dict[str, Any], received: float | None) -> Event:
     meta = document.get("event")
     if not isinstance(meta, dict):
         meta = document["event"] = {}
@@ -54,7 +58,11 @@ def parse_beats(line: str, *, received: float | None = None) -> Event:
         return failure
     if isinstance(document.get("winlog"), dict):
         return normalize_winlogbeat(document)
-    return parse_json_event(line, received=received)
+    if isinstance(document.get("log"), str):
+        # Fluent Bit puts the line in "log", which ECS reserves for an object: make it the message.
+        document.setdefault("message", document["log"])
+        del document["log"]
+    return _fill_in(document, received)
 
 
 def parse_evtx_json(line: str, *, received: float | None = None) -> Event:

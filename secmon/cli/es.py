@@ -23,8 +23,10 @@ def start(ctx: typer.Context) -> None:
     node = LocalNode(settings.elasticsearch.local)
     with console.status(f"Starting Elasticsearch {settings.elasticsearch.local.version} on {node.url} …"):
         status = node.start()
+    already = "" if status.started else " (it was running already)"
     console.print(
-        f"[green]Elasticsearch {status.version}[/] at {status.url}, health [bold]{status.health}[/], pid {status.pid}"
+        f"[green]Elasticsearch {status.version}[/] at {status.url}, "
+        f"health [bold]{status.health}[/], pid {status.pid}{already}"
     )
 
 

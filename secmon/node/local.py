@@ -13,6 +13,8 @@ Security is off: the node listens on loopback only and is meant for one machine.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import grp
 import json
 import os
@@ -44,6 +46,7 @@ class NodeStatus:
     pid: int | None
     version: str | None = None
     health: str | None = None
+    started: bool = False  # this call started the node (else it was running already)
 
 
 class LocalNode:
@@ -77,10 +80,23 @@ class LocalNode:
         except OSError:
             return pid  # another user's process we may not inspect; trust the pid file
 
-    def start(self) -> NodeStatus:
-        """Fetch the distribution if needed, start the node and wait until it is healthy."""
-        if self.pid() is not None:
-            return self.wait_healthy()
+    def start(self, *, fresh: bool = False) -> NodeStatus:
+        """Fetch the distribution if needed, start the node and wait until it is healthy.
+
+        ``fresh`` empties the node's data folder first, when (and only when) this call starts it.
+        Concurrent callers (two secmon commands, two test sessions) are serialized by a lock,
+        so the second finds the node the first started.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir.parent / f".node-{self.settings.port}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.pid() is not None:
+                return self.wait_healthy()
+            if fresh:
+                shutil.rmtree(self.dir / "data", ignore_errors=True)
+            return dataclasses.replace(self._start(), started=True)
+
+    def _start(self) -> NodeStatus:
         self._check_port_free()
         dist = ensure_distribution(self.settings.home, self.settings.version)
         self._prepare_dir(dist)

@@ -161,22 +161,40 @@ class DiskBuffer:
         size = 0
         while len(frames) < max_frames and size < max_bytes and self._has_unread():
             segment, offset = self._read_at.segment, self._read_at.offset
-            if offset >= self._sizes[segment]:
+            end = self._sizes[segment]
+            if offset >= end:
                 self._read_at = Position(self._segments[self._segments.index(segment) + 1], 0)
                 continue
+            # One read of many frames: a seek and two reads per frame would be a syscall each.
             reader = self._reader_for(segment)
             reader.seek(offset)
-            header = reader.read(_HEADER.size)
-            length, crc = _HEADER.unpack(header)
-            frame = reader.read(length)
-            if len(frame) != length or zlib.crc32(frame) != crc:
-                # Only disk corruption can do this (torn tails are cut at open): skip the segment.
-                log.error("A buffer segment is corrupt; skipping its rest.", segment=segment, offset=offset)
-                self._read_at = Position(segment, self._sizes[segment])
-                continue
-            frames.append(frame)
-            size += len(frame)
-            self._read_at = Position(segment, offset + _HEADER.size + length)
+            chunk = reader.read(min(end - offset, max(max_bytes - size, 1 << 16) + _HEADER.size))
+            position = 0
+            while len(frames) < max_frames and size < max_bytes and position + _HEADER.size <= len(chunk):
+                length, crc = _HEADER.unpack_from(chunk, position)
+                start, stop = position + _HEADER.size, position + _HEADER.size + length
+                if offset + stop > end:
+                    frame = None  # a length pointing past the segment's end: corrupt
+                elif stop > len(chunk):
+                    if frames:
+                        self._read_at = Position(segment, offset + position)
+                        return frames, self._read_at  # the next read starts at this frame
+                    reader.seek(offset)  # the first frame is larger than the chunk: read all of it
+                    chunk = reader.read(stop)
+                    continue
+                else:
+                    frame = chunk[start:stop]
+                if frame is None or zlib.crc32(frame) != crc:
+                    # Only disk corruption can do this (torn tails are cut at open): skip the segment.
+                    log.error(
+                        "A buffer segment is corrupt; skipping its rest.", segment=segment, offset=offset + position
+                    )
+                    position = end - offset
+                    break
+                frames.append(frame)
+                size += length
+                position = stop
+            self._read_at = Position(segment, offset + position)
         return frames, self._read_at
 
     def _reader_for(self, segment: int) -> BinaryIO:

@@ -35,9 +35,11 @@ async def stored_indices(client: AsyncElasticsearch, patterns: list[str]) -> lis
     )
     if not info.body:
         return []
-    stats = await client.indices.stats(
-        index=list(info.body), metric="docs", filter_path="indices.*.primaries.docs.count"
-    )
+    # By pattern, not by name: a long list of backing index names would not fit in a request line.
+    # A concrete name that matched nothing is left out, or stats would answer 404 for all.
+    found = set(info.body) | {entry.get("data_stream") for entry in info.body.values()}
+    targets = [pattern for pattern in patterns if "*" in pattern or pattern in found]
+    stats = await client.indices.stats(index=targets, metric="docs", filter_path="indices.*.primaries.docs.count")
     counts = stats.body.get("indices", {})
     indices = [
         StoredIndex(

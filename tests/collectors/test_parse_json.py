@@ -53,6 +53,12 @@ def test_a_filebeat_document_keeps_its_fields_and_its_own_original() -> None:
     assert event["agent"]["type"] == "filebeat"
 
 
+def test_a_fluent_bit_record_has_its_log_line_as_message() -> None:
+    event = normalize(Record('{"date": 1700000000.5, "log": "GET / 200"}'), "beats")
+    assert event["message"] == "GET / 200"
+    assert "log" not in event
+
+
 def test_a_winlogbeat_document_and_the_same_evtx_record_normalize_alike() -> None:
     path = EVTX / "command-and-control" / "DE_RDP_Tunneling_4624.evtx"
     record = next(r for r in read_evtx(path) if r.event["System"]["EventID"] == 4624)

@@ -37,6 +37,14 @@ async def test_frames_come_out_in_order_across_segments(tmp_path: Path) -> None:
     buffer.close()
 
 
+async def test_frames_larger_than_a_read_come_out_whole_between_small_ones(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path)
+    big = os.urandom(3 << 20)
+    await buffer.append([b"small-1", big, b"small-2", big[::-1]])
+    assert await read_all(buffer) == [b"small-1", big, b"small-2", big[::-1]]
+    buffer.close()
+
+
 async def test_acknowledged_frames_are_forgotten_and_their_segments_deleted(tmp_path: Path) -> None:
     buffer = DiskBuffer(tmp_path, segment_bytes=1000)
     await buffer.append(frames(300))

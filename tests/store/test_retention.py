@@ -50,3 +50,14 @@ async def test_old_backing_indices_go_and_each_dataset_keeps_its_own_retention(
     assert counts[names.events(short)] == 1  # the event written after the rollover is kept
     assert counts[names.events(long)] == 1
     assert first_short_index not in {index.name for index in by_data_stream(indices)[names.events(short)]}
+
+
+async def test_the_inventory_copes_with_many_data_streams(es: AsyncElasticsearch, names: IndexNames) -> None:
+    # Enough backing indices that their names alone would overflow a 4 kB request line.
+    many = [f"inventory.many_{n:03d}" for n in range(60)]
+    docs = [Document(names.events(d), document_id("many", d), {"@timestamp": "2026-11-24T00:00:00Z"}) for d in many]
+    async with BulkWriter(es, WriterSettings(), names) as writer:  # type: ignore[call-arg]
+        await writer.write(docs)
+    await es.indices.refresh(index=f"{names.prefix}-events-inventory.many_*")
+    counts = document_counts(await stored_indices(es, [f"{names.prefix}-events-inventory.many_*"]))
+    assert counts == {names.events(d): 1 for d in many}

@@ -1,0 +1,5 @@
+"""Who may do what: API keys with a role and the agencies they act for, kept in Elasticsearch."""
+
+from secmon.auth.keys import ApiKey, KeyStore, KeyStoreUnavailable, Role, apikeys_index
+
+__all__ = ["ApiKey", "KeyStore", "KeyStoreUnavailable", "Role", "apikeys_index"]
