@@ -30,7 +30,14 @@ class StoreError(SecmonError):
 
 
 class RuleError(SecmonError):
-    """A Sigma rule could not be loaded; the message ends with its location."""
+    """A Sigma rule (or a detection data file) could not be loaded; the message ends with its location."""
+
+    def __init__(self, reason: str, *, path: str, line: int | None = None) -> None:
+        self.reason = reason
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{reason} in {where}")
 
 
 class IngestError(SecmonError):

@@ -1,0 +1,143 @@
+"""Sigma rule files → :class:`RuleSet`, with every problem collected instead of raised.
+
+Each file is parsed by pySigma on its own, so a broken file costs only itself. A rule is
+reported (file, line, reason) and skipped when pySigma rejects it, when secmon has no events
+for its logsource, or when its condition needs something the streaming matcher cannot do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+
+from secmon.detection.ir import AnyOf, Node
+from secmon.detection.logsource import key_of
+from secmon.detection.pipelines import logsource_item_id
+from secmon.detection.rules import Rule, RuleProblem, RuleSet
+from secmon.detection.translate import UnsupportedCondition, translate
+
+RULE_SUFFIXES = (".yml", ".yaml")
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The rule files under ``paths`` (folders are searched recursively), in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def load_rules(paths: Sequence[Path], pipeline: ProcessingPipeline) -> RuleSet:
+    """Every rule under ``paths``, mapped by ``pipeline``; problems are collected, never raised."""
+    result = RuleSet()
+    seen: dict[str, str] = {}
+    for path in rule_files(paths):
+        result.files += 1
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            result.problems.append(RuleProblem(str(path), f"cannot read: {exc}", "io"))
+            continue
+        for item in load_text(text, str(path), pipeline):
+            if isinstance(item, RuleProblem):
+                result.problems.append(item)
+            elif item.id in seen:
+                result.problems.append(
+                    RuleProblem(item.path, f"duplicate rule id {item.id} (also in {seen[item.id]})", "duplicate")
+                )
+            else:
+                seen[item.id] = item.path
+                result.rules.append(item)
+    return result
+
+
+def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule | RuleProblem]:
+    """The rules (or problems) of one rule file's text."""
+    try:
+        yaml.load_all(text, Loader=yaml.CSafeLoader).__next__()
+    except StopIteration:
+        return [RuleProblem(path, "empty file", "yaml")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return [RuleProblem(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", "yaml", line)]
+    try:
+        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+    except SigmaError as exc:
+        return [_problem(path, text, exc, "sigma")]
+    out: list[Rule | RuleProblem] = [_problem(path, text, e, "sigma") for e in collection.errors]
+    for rule in collection.rules:
+        if isinstance(rule, SigmaCorrelationRule):
+            continue  # correlation rules are loaded by the correlation engine
+        if rule.errors:
+            out.extend(_problem(path, text, e, "sigma") for e in rule.errors)
+            continue
+        out.append(_compile_rule(rule, path, text, pipeline))
+    return out
+
+
+def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPipeline) -> Rule | RuleProblem:
+    logsource = key_of(rule.logsource.product, rule.logsource.category, rule.logsource.service)
+    try:
+        pipeline.apply(rule)
+    except SigmaError as exc:
+        return _problem(path, text, exc, "sigma")
+    if not rule.was_processed_by(logsource_item_id(logsource)):
+        described = ", ".join(
+            f"{k}={v}" for k, v in zip(("product", "category", "service"), logsource, strict=True) if v
+        )
+        return RuleProblem(path, f"no secmon events for logsource {described or '(empty)'}", "logsource")
+    try:
+        conditions: list[Node] = [translate(c.parsed) for c in rule.detection.parsed_condition]
+    except UnsupportedCondition as exc:
+        return _problem(path, text, exc, "unsupported")
+    except SigmaError as exc:
+        return _problem(path, text, exc, "sigma")
+    condition = conditions[0] if len(conditions) == 1 else AnyOf(tuple(conditions))
+    return Rule(
+        id=str(rule.id) if rule.id else f"file:{path}",
+        title=rule.title or Path(path).stem,
+        level=rule.level.name.lower() if rule.level else "medium",
+        status=rule.status.name.lower() if rule.status else "",
+        path=path,
+        logsource=logsource,
+        condition=condition,
+        name=rule.name,
+        description=rule.description or "",
+        tags=tuple(str(t) for t in rule.tags),
+        falsepositives=tuple(str(f) for f in rule.falsepositives or ()),
+        references=tuple(str(r) for r in rule.references or ()),
+        author=rule.author or "",
+    )
+
+
+def _problem(path: str, text: str, error: Any, kind: str) -> RuleProblem:
+    """A problem with the line it is on: pySigma's when it knows, else the first line naming its subject."""
+    source = getattr(error, "source", None)
+    line = getattr(source, "line", None)
+    message = str(getattr(error, "args", [error])[0]) if getattr(error, "args", None) else str(error)
+    if line is None:
+        tokens = [error.token] if getattr(error, "token", None) else _QUOTED.findall(message)
+        for token in tokens:
+            line = _line_of(text, token)
+            if line:
+                break
+    return RuleProblem(path, message, kind, line)
+
+
+def _line_of(text: str, token: str) -> int | None:
+    for number, content in enumerate(text.splitlines(), 1):
+        if token in content:
+            return number
+    return None

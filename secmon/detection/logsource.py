@@ -1,0 +1,121 @@
+"""Sigma logsources (product / category / service) → the secmon events each one selects.
+
+The table comes from pySigma's Windows tables (service → channel, Sysmon category → event
+ids) and from ``rules/logsources.yml`` for everything else. The matcher uses it twice: a rule
+is indexed under its logsource, and an event is matched only against the logsources it belongs
+to. The conversion to Elasticsearch queries (``secmon rules convert``) adds the same selection
+to the query, so both see the same events.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.pipelines.common import windows_logsource_mapping
+from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
+
+from secmon.detection.fields import EventView
+from secmon.errors import RuleError
+
+SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
+
+LogsourceKey = tuple[str | None, str | None, str | None]  # product, category, service
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Events whose every field in ``fields`` holds one of its values."""
+
+    fields: tuple[tuple[str, frozenset[str]], ...]
+
+    def covers(self, view: EventView) -> bool:
+        for field, values in self.fields:  # noqa: SIM110 - per event; a generator costs twice as much
+            if values.isdisjoint(view.texts(field)):
+                return False
+        return True
+
+    def as_conditions(self) -> dict[str, list[str]]:
+        """The selection as pySigma ``AddConditionTransformation`` conditions (OR within a field)."""
+        return {field: sorted(values) for field, values in self.fields}
+
+
+def key_of(product: str | None, category: str | None, service: str | None) -> LogsourceKey:
+    return (product or None, category or None, service or None)
+
+
+class LogsourceMap:
+    """Every logsource secmon has events for, and which of them an event belongs to."""
+
+    def __init__(self, selections: Mapping[LogsourceKey, Selection]) -> None:
+        self.selections = dict(selections)
+        # Events are routed by the values of their selection's fields: one lookup per distinct
+        # field tuple (a channel and an event id; a dataset; a dataset and a program).
+        self._routes: dict[tuple[str, ...], dict[tuple[str, ...], list[LogsourceKey]]] = {}
+        for key, selection in self.selections.items():
+            fields = tuple(field for field, _ in selection.fields)
+            table = self._routes.setdefault(fields, {})
+            for values in itertools.product(*(sorted(v) for _, v in selection.fields)):
+                table.setdefault(values, []).append(key)
+
+    def keys_of(self, view: EventView) -> list[LogsourceKey]:
+        """The logsources ``view`` belongs to."""
+        keys: list[LogsourceKey] = []
+        for fields, table in self._routes.items():
+            texts = [view.texts(field) for field in fields]
+            if not all(texts):
+                continue
+            for values in itertools.product(*texts) if len(texts) > 1 else ((t,) for t in texts[0]):
+                keys.extend(table.get(values, ()))
+        return keys
+
+    @classmethod
+    def load(cls, path: Path) -> LogsourceMap:
+        """The Windows tables plus the entries of a ``logsources.yml`` file (which take precedence)."""
+        selections = dict(_windows_selections())
+        try:
+            entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        except (OSError, yaml.YAMLError) as exc:
+            raise RuleError(f"cannot read the logsource table: {exc}", path=str(path)) from exc
+        if not isinstance(entries, list):
+            raise RuleError("the logsource table must be a list of entries", path=str(path))
+        for number, entry in enumerate(entries, 1):
+            key, selection = _entry(entry, f"{path} (entry {number})")
+            selections[key] = selection
+        return cls(selections)
+
+
+def _windows_selections() -> dict[LogsourceKey, Selection]:
+    selections: dict[LogsourceKey, Selection] = {}
+    for service, channels in windows_logsource_mapping.items():
+        selections[("windows", None, service)] = _selection({"winlog.channel": channels})
+    for category, event_ids in sysmon_generic_logsource_eventid_mapping.items():
+        selections[("windows", category, None)] = _selection(
+            {"winlog.channel": SYSMON_CHANNEL, "winlog.event_id": event_ids}
+        )
+    return selections
+
+
+def _entry(entry: Any, where: str) -> tuple[LogsourceKey, Selection]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("logsource"), dict) or not entry.get("events"):
+        raise RuleError("each entry needs a 'logsource' mapping and non-empty 'events'", path=where)
+    logsource, events = entry["logsource"], entry["events"]
+    unknown = set(logsource) - {"product", "category", "service"}
+    if unknown:
+        raise RuleError(f"unknown logsource keys {sorted(unknown)}", path=where)
+    if not isinstance(events, dict):
+        raise RuleError("'events' must map field names to values", path=where)
+    key = key_of(logsource.get("product"), logsource.get("category"), logsource.get("service"))
+    return key, _selection(events)
+
+
+def _selection(fields: Mapping[str, Any]) -> Selection:
+    def values(raw: Any) -> frozenset[str]:
+        items: Sequence[Any] = raw if isinstance(raw, list | tuple) else [raw]
+        return frozenset(str(v) for v in items)
+
+    return Selection(tuple((field, values(raw)) for field, raw in fields.items()))

@@ -1,0 +1,125 @@
+"""Which rules could match an event, found without evaluating them.
+
+For each rule, :func:`anchor_of` finds a set of alternatives of which at least one must hold
+for the rule to match: an exact value of a field, or a substring of a field. The AND of a
+condition picks its most selective part, an OR unites its parts, a NOT gives nothing (so the
+rule is always evaluated). :class:`RuleIndex` puts the exact values in hash maps and the
+substrings in one Aho-Corasick automaton per field, so an event costs one lookup per indexed
+field it has plus one automaton pass per indexed text field, whatever the number of rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import ahocorasick
+
+from secmon.detection.fields import KEYWORD_FIELDS, EventView
+from secmon.detection.ir import AllOf, AnyOf, Leaf, Node, Not, Op
+
+# Fields whose exact values many rules share (a channel, an event id): poor anchors.
+_WEAK_FIELDS = frozenset({"winlog.channel", "winlog.event_id", "event.code", "event.dataset", "winlog.provider_name"})
+_SUBSTRING_OPS = {Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH}
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    kind: Literal["eq", "sub"]
+    field: str | None  # None: the keyword fields
+    value: str  # lowercase
+
+    @property
+    def quality(self) -> int:
+        """Roughly how rare a match is: longer literals are rarer; shared exact values are common."""
+        if self.kind == "eq":
+            return 1 if self.field in _WEAK_FIELDS else 8 + len(self.value)
+        return min(len(self.value), 16)
+
+
+Anchor = frozenset[Alternative]
+
+
+def anchor_of(node: Node) -> Anchor | None:
+    """Alternatives of which one holds whenever ``node`` matches, or None when there are none."""
+    if isinstance(node, Leaf):
+        return _leaf_anchor(node)
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, AnyOf):
+        union: set[Alternative] = set()
+        for item in node.items:
+            anchor = anchor_of(item)
+            if anchor is None:
+                return None
+            union |= anchor
+        return frozenset(union)
+    assert isinstance(node, AllOf)
+    candidates = [a for a in map(anchor_of, node.items) if a is not None]
+    return max(candidates, key=_quality, default=None)
+
+
+def _quality(anchor: Anchor) -> tuple[int, int]:
+    return min(a.quality for a in anchor), -len(anchor)
+
+
+def _leaf_anchor(leaf: Leaf) -> Anchor | None:
+    if leaf.op is Op.EQ and leaf.field is not None:
+        return frozenset(Alternative("eq", leaf.field, str(v).lower()) for v in leaf.values)
+    if leaf.op in _SUBSTRING_OPS:
+        literals: Iterable[str | None] = (str(v).lower() for v in leaf.values)
+    elif leaf.op in (Op.GLOB, Op.RE) and leaf.literals:
+        literals = leaf.literals
+    else:
+        return None
+    alternatives = set()
+    for literal in literals:
+        if not literal:
+            return None  # a value that needs no particular substring: no anchor
+        alternatives.add(Alternative("sub", leaf.field, literal))
+    return frozenset(alternatives)
+
+
+class RuleIndex:
+    """Candidate rules (by position) for an event, from the rules' anchors."""
+
+    def __init__(self, anchors: Sequence[Anchor | None]) -> None:
+        self.always: list[int] = [i for i, a in enumerate(anchors) if a is None]
+        self._exact: dict[str, dict[str, list[int]]] = {}
+        substrings: dict[str | None, dict[str, list[int]]] = {}
+        for position, anchor in enumerate(anchors):
+            for alt in anchor or ():
+                if alt.kind == "eq":
+                    assert alt.field is not None
+                    self._exact.setdefault(alt.field, {}).setdefault(alt.value, []).append(position)
+                else:
+                    substrings.setdefault(alt.field, {}).setdefault(alt.value, []).append(position)
+        self._automata: list[tuple[tuple[str, ...] | str, ahocorasick.Automaton, list[list[int]]]] = []
+        for field, literals in substrings.items():
+            automaton = ahocorasick.Automaton()
+            owners: list[list[int]] = []
+            for literal_id, (literal, positions) in enumerate(literals.items()):
+                automaton.add_word(literal, literal_id)
+                owners.append(positions)
+            automaton.make_automaton()
+            self._automata.append((KEYWORD_FIELDS if field is None else field, automaton, owners))
+
+    def candidates(self, view: EventView) -> set[int]:
+        """Positions of the rules that may match ``view`` (a superset of those that do)."""
+        found: set[int] = set(self.always)
+        present = view.flat.keys()
+        for field in self._exact.keys() & present:
+            table = self._exact[field]
+            for value in view.lowered(field):
+                positions = table.get(value)
+                if positions:
+                    found.update(positions)
+        for fields, automaton, owners in self._automata:
+            for field in (fields,) if isinstance(fields, str) else fields:
+                if field not in present:
+                    continue
+                for text in view.lowered(field):
+                    for literal_id in {literal_id for _, literal_id in automaton.iter(text)}:
+                        found.update(owners[literal_id])
+        return found
