@@ -74,8 +74,9 @@ def build_pipeline(
     return pipeline + ProcessingPipeline(name="secmon logsources", priority=90, items=selections)
 
 
-def default_pipeline_files() -> list[Path]:
-    return sorted((RULES_DIR / "pipelines").glob("*.yml"))
+def default_pipeline_files(rules_dir: Path = RULES_DIR) -> list[Path]:
+    """secmon's own pySigma pipelines, ``rules/pipelines/*.yml``."""
+    return sorted((rules_dir / "pipelines").glob("*.yml"))
 
 
 def _windows_items() -> list[ProcessingItem]:
