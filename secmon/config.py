@@ -35,6 +35,8 @@ ES_SHORT_ENV = {
     "SECMON_ES_CA_CERTS": "ca_certs",
 }
 _DURATION = re.compile(r"^\d+(ms|s|m|h|d)$")
+# The Sigma rules, logsource table and pySigma pipelines secmon ships (top-level rules/).
+SHIPPED_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 
 
 def default_cache_dir() -> Path:
@@ -176,6 +178,29 @@ class MetricsSettings(_Section):
     )
 
 
+class DetectionSettings(_Section):
+    """The streaming Sigma engine that matches every event as it is collected."""
+
+    enabled: bool = Field(True, description="Match events against the rules as they arrive.")
+    rules: list[Path] = Field(
+        default_factory=lambda: [SHIPPED_RULES_DIR],
+        description="Folders (searched recursively) and files of Sigma rules, including correlation rules.",
+    )
+    placeholders: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Values for the placeholders of expand-modifier rules, e.g. admins: [root, Administrator].",
+    )
+    reload_interval: float = Field(
+        5.0, ge=0, description="Seconds between checks of the rule files for changes (hot reload); 0 turns it off."
+    )
+    group_window: str = Field(
+        "10m",
+        pattern=_DURATION.pattern,
+        description="Hits of one rule for the same agency, host and user within this time become one alert "
+        "with a count and first/last seen; 0s makes every hit its own alert.",
+    )
+
+
 class Settings(_Section):
     """The whole configuration of one secmon instance."""
 
@@ -184,13 +209,14 @@ class Settings(_Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
     buffer: BufferSettings = Field(default_factory=BufferSettings)  # type: ignore[arg-type]
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
         description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file, http).",
     )
     state_dir: Path = Field(
         default_factory=lambda: default_cache_dir() / "state",
-        description="Where secmon keeps checkpoints and its disk buffer.",
+        description="Where secmon keeps checkpoints, its disk buffer and the compiled rule cache.",
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from collectors.sources import Source, build_source
 from secmon.auth import KeyStore
 from secmon.config import Settings
+from secmon.detection.stage import DetectionStage
 from secmon.log import get_logger
 from secmon.node import LocalNode
 from secmon.pipeline.buffer import DiskBuffer
@@ -42,6 +43,7 @@ class Running:
     writer: BulkWriter
     keys: KeyStore
     sources: dict[str, Source]
+    detection: DetectionStage | None = None
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +69,16 @@ async def running_service(
         fsync_interval=settings.buffer.fsync_interval,
     )
     telemetry = Telemetry()
-    pipeline = Pipeline(names, buffer, telemetry)
+    detection: DetectionStage | None = None
+    if settings.detection.enabled:
+        detection = await asyncio.to_thread(
+            DetectionStage.load,
+            settings.detection,
+            names.alerts,
+            cache_dir=settings.state_dir / "rule-cache",
+            telemetry=telemetry,
+        )
+    pipeline = Pipeline(names, buffer, telemetry, stages=[detection] if detection else [])
     sources: dict[str, Source] = {}
     stop_metrics = telemetry.serve(settings.metrics.address) if with_sources and settings.metrics.address else None
     try:
@@ -81,13 +92,15 @@ async def running_service(
                 asyncio.create_task(pipeline.drain(writer, batch_size=settings.writer.batch_size), name="drain"),
                 asyncio.create_task(retention_loop(client, names, settings.retention), name="retention"),
             ]
+            if detection is not None:
+                tasks.append(asyncio.create_task(detection.watch(), name="rule-reload"))
             try:
                 if with_sources:
                     for component, source_settings in settings.sources.items():
                         source = build_source(component, source_settings, pipeline, settings.state_dir, keys)
                         await source.start()
                         sources[component] = source
-                yield Running(settings, pipeline, writer, keys, sources)
+                yield Running(settings, pipeline, writer, keys, sources, detection)
             finally:
                 for source in sources.values():
                     await source.stop()

@@ -58,7 +58,7 @@ def cached_ruleset(cache_dir: Path | None, key: str, build: Callable[[], RuleSet
             return ruleset, True
     except FileNotFoundError:
         pass
-    except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+    except Exception as exc:
         log.warning("Ignoring an unreadable rule cache.", path=str(path), error=repr(exc))
     ruleset = build()
     try:

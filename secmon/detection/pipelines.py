@@ -27,10 +27,11 @@ from sigma.processing.transformations import (
     ValueListPlaceholderTransformation,
 )
 
+from secmon.config import SHIPPED_RULES_DIR
 from secmon.detection.logsource import LogsourceMap
 from secmon.errors import RuleError
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = SHIPPED_RULES_DIR
 WINDOWS_HEADER_FIELDS = {
     "EventID": "winlog.event_id",
     "Channel": "winlog.channel",

@@ -53,11 +53,12 @@ class SourceContext:
 class Stage(Protocol):
     """A step after normalization that may add documents, such as detection adding alerts.
 
-    It sees each batch of events before they are buffered and returns extra documents to store
-    with them; it must not raise for one bad event.
+    It sees each batch of event documents (with the ids they will be stored under) before they
+    are buffered, and returns extra documents to store with them, after them; it must not raise
+    for one bad event.
     """
 
-    def __call__(self, events: Sequence[Event]) -> list[Document]: ...
+    def __call__(self, events: Sequence[Document]) -> list[Document]: ...
 
 
 class Pipeline:
@@ -116,7 +117,8 @@ class Pipeline:
             source["organization"] = {"id": context.agency.id}
         self._sequence += 1
         doc = Document(self.names.deadletter, document_id(self._id_prefix, self._sequence), source)
-        await self.buffer.append([orjson.dumps((doc.index, doc.id, context.component, doc.source))])
+        doc.component = context.component
+        await self.buffer.append([_encode(doc)])
 
     def _sent(self, context: SourceContext, count: int) -> None:
         self.telemetry.sent.labels(context.component).inc(count)
@@ -136,9 +138,10 @@ class Pipeline:
             )
             for record, event in zip(records, events, strict=True)
         ]
+        events_only = docs[:]
         for stage in self.stages:
-            docs.extend(stage(events))
-        return [orjson.dumps((doc.index, doc.id, doc.component, doc.source)) for doc in docs]
+            docs.extend(stage(events_only))
+        return [_encode(doc) for doc in docs]
 
     def _event(self, record: Record, context: SourceContext, ingested: str) -> Event:
         try:
@@ -197,9 +200,16 @@ class Pipeline:
         return True
 
 
+def _encode(doc: Document) -> bytes:
+    """A buffer frame: the document as a JSON array (the op only when it is not ``create``)."""
+    if doc.op == "create":
+        return orjson.dumps((doc.index, doc.id, doc.component, doc.source))
+    return orjson.dumps((doc.index, doc.id, doc.component, doc.source, doc.op))
+
+
 def _decode(frame: bytes) -> Document:
-    index, doc_id, component, source = orjson.loads(frame)
-    return Document(index, doc_id, source, component=component)
+    index, doc_id, component, source, *op = orjson.loads(frame)
+    return Document(index, doc_id, source, op=op[0] if op else "create", component=component)
 
 
 def _iso(epoch: float) -> str:

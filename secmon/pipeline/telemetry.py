@@ -30,6 +30,12 @@ class Telemetry:
             ["component", "reason"],
             registry=self.registry,
         )
+        self.hits = Counter(
+            "secmon_detection_hits",
+            "Rule hits (before grouping into alerts), by rule level.",
+            ["level"],
+            registry=self.registry,
+        )
         self.buffer_bytes = Gauge(
             "secmon_buffer_bytes", "Bytes waiting in the disk buffer for Elasticsearch.", registry=self.registry
         )

@@ -29,13 +29,15 @@ class Document:
     """One document to store in ``index`` under ``id``.
 
     ``op`` is ``create`` for events and new alerts: a document whose id already exists is left
-    alone and counted as a duplicate, which makes every retry and replay idempotent.
+    alone and counted as a duplicate, which makes every retry and replay idempotent. ``update``
+    (``source`` is ``{"doc": {...}}``) changes some fields of a stored document, such as the
+    count of a grouped alert; it sets absolute values, so a replay is harmless too.
     """
 
     index: str
     id: str
     source: Mapping[str, Any]
-    op: Literal["create", "index"] = "create"
+    op: Literal["create", "index", "update"] = "create"
     component: str = field(default="", compare=False)
 
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from elasticsearch import AsyncElasticsearch
 
 from secmon.config import WriterSettings
 from secmon.pipeline.buffer import DiskBuffer
-from secmon.pipeline.pipeline import Pipeline
+from secmon.pipeline.pipeline import Pipeline, Stage
 from secmon.pipeline.telemetry import Telemetry
 from secmon.store import BulkWriter, IndexNames
 
 
 @contextlib.asynccontextmanager
 async def running_pipeline(
-    es: AsyncElasticsearch, names: IndexNames, buffer_dir: Path, **buffer_options: int
+    es: AsyncElasticsearch,
+    names: IndexNames,
+    buffer_dir: Path,
+    stages: Sequence[Stage] = (),
+    **buffer_options: int,
 ) -> AsyncIterator[Pipeline]:
     """A pipeline whose buffer drains into ``es`` until the block ends (after draining it)."""
     buffer = DiskBuffer(buffer_dir, **buffer_options)
-    pipeline = Pipeline(names, buffer, Telemetry())
+    pipeline = Pipeline(names, buffer, Telemetry(), stages)
     writer = BulkWriter(es, WriterSettings(flush_interval=0.05, retry_initial=0.05, retry_max=0.5), names)  # type: ignore[call-arg]
     async with writer:
         drain = asyncio.create_task(pipeline.drain(writer, batch_size=500))

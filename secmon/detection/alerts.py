@@ -1,0 +1,162 @@
+"""Rule hits → alert documents, with grouping.
+
+Each alert is one document in ``<prefix>-alerts``, created with status ``open``. Hits of the
+same rule for the same agency, host and user within ``window`` seconds (event time) of the
+group's first hit are one alert: the first hit creates it, later ones update its count,
+``last_seen`` and event ids (partial updates, so an analyst's triage fields are never
+overwritten). Alert ids are deterministic (rule id, group key, first event id): a replay of
+the same events recreates the same alert, which the writer counts as a duplicate.
+
+Group state is in memory: after a restart the next hit of a group opens a new alert. That
+costs one extra alert per active group per restart and keeps nothing on disk to go stale.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.event import set_field
+from secmon.detection.fields import lookup
+from secmon.detection.rules import Rule
+from secmon.store import Document, document_id
+
+MAX_EVENT_IDS = 100  # an alert lists at most this many triggering events; the count says how many
+MAX_GROUPS = 50_000  # open groups kept; the least recently hit is forgotten first
+
+_COPIED_FIELDS = ("user.name", "user.domain", "source.ip", "destination.ip", "organization.id",
+                  "organization.name", "event.dataset")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The stored event that matched: its document id, index and content."""
+
+    id: str
+    index: str
+    source: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class _Group:
+    alert_id: str
+    first_seen: float
+    last_seen: float
+    count: int = 1
+    event_ids: list[str] = field(default_factory=list)
+    event_indices: list[str] = field(default_factory=list)
+
+
+class AlertBuilder:
+    """Turns hits into alert documents; one instance per pipeline, fed in event order."""
+
+    def __init__(self, alerts_index: str, window: float) -> None:
+        self.alerts_index = alerts_index
+        self.window = window
+        self._groups: OrderedDict[tuple[str, ...], _Group] = OrderedDict()
+
+    def alerts(self, hits: Sequence[tuple[Rule, Trigger]]) -> list[Document]:
+        """The documents for a batch of hits: creates for new alerts, one update per grown alert."""
+        created: dict[str, Document] = {}
+        grown: dict[str, _Group] = {}
+        for rule, trigger in hits:
+            at = event_time(trigger.source)
+            key = group_key(rule, trigger.source)
+            group = self._groups.get(key)
+            if group is not None and self.window > 0 and 0 <= at - group.first_seen <= self.window:
+                self._groups.move_to_end(key)
+                group.count += 1
+                group.last_seen = max(group.last_seen, at)
+                if len(group.event_ids) < MAX_EVENT_IDS:
+                    group.event_ids.append(trigger.id)
+                    if trigger.index not in group.event_indices:
+                        group.event_indices.append(trigger.index)
+                pending = created.get(group.alert_id)
+                if pending is not None:  # created in this same batch: fold the hit into the creation
+                    created[group.alert_id] = self._document(rule, trigger, key, group)
+                else:
+                    grown[group.alert_id] = group
+                continue
+            alert_id = document_id("alert", rule.id, *key[1:], trigger.id)
+            group = _Group(alert_id, at, at, event_ids=[trigger.id], event_indices=[trigger.index])
+            self._groups[key] = group
+            self._groups.move_to_end(key)
+            while len(self._groups) > MAX_GROUPS:
+                self._groups.popitem(last=False)
+            created[alert_id] = self._document(rule, trigger, key, group)
+        updates = [self._update(alert_id, group) for alert_id, group in grown.items() if alert_id not in created]
+        return [*created.values(), *updates]
+
+    def _document(self, rule: Rule, trigger: Trigger, key: tuple[str, ...], group: _Group) -> Document:
+        event = trigger.source
+        source: dict[str, Any] = {
+            "@timestamp": _iso(group.first_seen),
+            "message": rule.title,
+            "alert": {
+                "id": group.alert_id,
+                "status": "open",
+                "count": group.count,
+                "first_seen": _iso(group.first_seen),
+                "last_seen": _iso(group.last_seen),
+                "group_key": "|".join(key),
+            },
+            "rule": {
+                "id": rule.id,
+                "name": rule.name,
+                "title": rule.title,
+                "level": rule.level,
+                "description": rule.description,
+                "author": rule.author,
+                "tags": list(rule.tags),
+                "references": list(rule.references),
+                "type": "sigma",
+            },
+            "tags": list(rule.tags),
+            "event": {"kind": "alert", "ids": list(group.event_ids), "indices": list(group.event_indices)},
+        }
+        if rule.techniques:
+            source["threat"] = {"technique": {"id": list(rule.techniques)}}
+        host = host_name(event)
+        if host:
+            source["host"] = {"name": host}
+        for name in _COPIED_FIELDS:
+            value = lookup(event, name)
+            if value is not None:
+                set_field(source, name, value)
+        return Document(self.alerts_index, group.alert_id, source)
+
+    def _update(self, alert_id: str, group: _Group) -> Document:
+        partial = {
+            "alert": {"count": group.count, "last_seen": _iso(group.last_seen)},
+            "event": {"ids": list(group.event_ids), "indices": list(group.event_indices)},
+        }
+        return Document(self.alerts_index, alert_id, {"doc": partial}, op="update")
+
+
+def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:
+    """What makes two hits of one rule the same alert: the rule, the agency, the host and the user."""
+    organization, user = lookup(event, "organization.id"), lookup(event, "user.name")
+    return (rule.id, str(organization or ""), host_name(event), str(user or ""))
+
+
+def host_name(event: Mapping[str, Any]) -> str:
+    """The event's host: ``host.name``, or the ``host.hostname`` a syslog header gives."""
+    return str(lookup(event, "host.name") or lookup(event, "host.hostname") or "")
+
+
+def event_time(event: Mapping[str, Any]) -> float:
+    """The event's ``@timestamp`` in epoch seconds (now when it has none that parses)."""
+    stamp = event.get("@timestamp")
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            pass
+    return datetime.now(UTC).timestamp()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

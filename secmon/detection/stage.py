@@ -1,0 +1,111 @@
+"""Detection inside the collection pipeline: every event batch is matched before it is buffered.
+
+The alerts go into the same buffer right after the events that raised them, so they reach
+Elasticsearch through the same acknowledged writer, in order, exactly once. Rules hot-reload:
+:meth:`DetectionStage.watch` checks the rule files every ``reload_interval`` seconds and swaps
+in a new detector (built in a thread, so collection never waits for pySigma); a rule set that
+fails to load as a whole keeps the previous one running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from secmon.config import DetectionSettings, parse_duration
+from secmon.detection.alerts import AlertBuilder, Trigger
+from secmon.detection.cache import cache_key
+from secmon.detection.detector import Detector, load_detector
+from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
+from secmon.detection.rules import Rule
+from secmon.log import get_logger
+from secmon.pipeline.telemetry import Telemetry
+from secmon.store import Document
+
+log = get_logger(__name__)
+
+
+class DetectionStage:
+    """A pipeline :class:`~secmon.pipeline.pipeline.Stage` that adds alert documents."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        alerts_index: str,
+        settings: DetectionSettings,
+        *,
+        cache_dir: Path | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.detector = detector
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self.telemetry = telemetry
+        self.builder = AlertBuilder(alerts_index, parse_duration(settings.group_window))
+        self._key = self._rules_key()
+
+    @classmethod
+    def load(
+        cls, settings: DetectionSettings, alerts_index: str, *, cache_dir: Path | None, telemetry: Telemetry | None
+    ) -> DetectionStage:
+        detector = _load(settings, cache_dir)
+        return cls(detector, alerts_index, settings, cache_dir=cache_dir, telemetry=telemetry)
+
+    def __call__(self, events: Sequence[Document]) -> list[Document]:
+        detector = self.detector  # one rule set for the whole batch, even if a reload lands meanwhile
+        hits: list[tuple[Rule, Trigger]] = []
+        for doc in events:
+            try:
+                matched = detector.match(doc.source)
+            except Exception as exc:  # a matcher bug costs one event's detection, never the event
+                log.error("Detection failed on an event.", id=doc.id, error=repr(exc))
+                if self.telemetry is not None:
+                    self.telemetry.errors.labels("detection", "match").inc()
+                continue
+            for rule in matched:
+                hits.append((rule, Trigger(doc.id, doc.index, doc.source)))
+        if self.telemetry is not None:
+            for rule, _ in hits:
+                self.telemetry.hits.labels(rule.level).inc()
+        return self.builder.alerts(hits) if hits else []
+
+    def _rules_key(self) -> str:
+        table = RULES_DIR / "logsources.yml"
+        return cache_key(self.settings.rules, [table, *default_pipeline_files()], self.settings.placeholders)
+
+    async def watch(self) -> None:
+        """Reload the rules whenever their files change; runs until cancelled."""
+        if self.settings.reload_interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            key = await asyncio.to_thread(self._rules_key)
+            if key == self._key:
+                continue
+            try:
+                detector = await asyncio.to_thread(_load, self.settings, self.cache_dir)
+            except Exception as exc:  # keep matching with the rules we have
+                log.error("Rule reload failed; keeping the previous rules.", error=repr(exc))
+                continue
+            self._key = key
+            self.detector = detector
+            log.info("Rules reloaded.", rules=len(detector.rules), problems=len(detector.ruleset.problems))
+
+
+def _load(settings: DetectionSettings, cache_dir: Path | None) -> Detector:
+    detector = load_detector(settings.rules, placeholders=settings.placeholders, cache_dir=cache_dir)
+    kinds: dict[str, int] = {}
+    for problem in detector.ruleset.problems:
+        kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+        if problem.kind != "logsource":  # rules for sources secmon does not collect are expected
+            log.warning("Rule not loaded.", problem=str(problem), kind=problem.kind)
+    log.info(
+        "Rules loaded.",
+        rules=len(detector.rules),
+        problems=len(detector.ruleset.problems),
+        seconds=round(detector.stats.seconds, 2),
+        cached=detector.stats.from_cache,
+        not_loaded=", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none",
+    )
+    return detector
