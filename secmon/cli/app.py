@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from secmon import __version__, log
-from secmon.cli import apikey, bench, es, imports, status
+from secmon.cli import apikey, bench, detect, es, imports, status
 from secmon.cli.context import console, load
 from secmon.errors import SecmonError
 
@@ -25,6 +25,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(imports.app, name="import")
 app.add_typer(apikey.app, name="apikey")
 app.command(name="status")(status.status)
+app.command(name="detect")(detect.detect)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from secmon.cli.context import console, ensure_cluster, load
+
+if TYPE_CHECKING:
+    from secmon.bench.peers import PeerResult
 
 app = typer.Typer(help="Benchmarks, each beside a peer measured in the same run.", no_args_is_help=True)
 
@@ -87,3 +91,78 @@ def collect(
         return
     ratio = report.secmon.events_per_second / report.rsyslog.events_per_second
     console.print(f"ratio secmon / rsyslog: [bold]{ratio:.2f}×[/]")
+
+
+@app.command()
+def detect(
+    paths: Annotated[
+        list[Path], typer.Argument(help="EVTX, JSON-lines or log files, or folders of them.", exists=True)
+    ],
+    rules: Annotated[list[Path], typer.Option("--rules", "-r", help="Sigma rule folders or files.", exists=True)],
+    repeat: Annotated[int, typer.Option(min=1, help="Passes over the events; the median is reported.")] = 5,
+    peers: Annotated[
+        Path | None, typer.Option(help="Folder of built peers (Zircolite, Chainsaw) to run on the same files.")
+    ] = None,
+) -> None:
+    """Match events against Sigma rules on one core: events/s, rules loaded and skipped, peak memory; beside peers."""
+    from secmon.bench.detect import bench_detect
+    from secmon.config import default_cache_dir
+
+    with console.status(f"Loading rules, reading events, matching {repeat}× …"):
+        result = bench_detect(rules, paths, repeat, default_cache_dir() / "rule-cache")
+    table = Table("engine", "events", "rules loaded", "matches", "seconds", "events/s", title="secmon bench detect")
+    table.add_row(
+        "secmon (matching only)",
+        f"{result.events:,}",
+        f"{result.rules_loaded:,}",
+        f"{result.matches:,}",
+        f"{result.match_seconds:.3f}",
+        f"{result.events_per_second:,.0f}",
+    )
+    table.add_row(
+        "secmon (read + parse + match)",
+        f"{result.events:,}",
+        f"{result.rules_loaded:,}",
+        f"{result.matches:,}",
+        f"{result.read_seconds + result.match_seconds:.3f}",
+        f"{result.end_to_end_events_per_second:,.0f}",
+    )
+    peer_results = _run_peers(peers, rules, paths) if peers is not None else []
+    for peer in peer_results:
+        rate = peer.events / peer.seconds if peer.seconds else 0.0
+        table.add_row(peer.name, f"{peer.events:,}", f"{peer.rules_loaded:,}", f"{peer.matches:,}",
+                      f"{peer.seconds:.3f}", f"{rate:,.0f}")  # fmt: skip
+    console.print(table)
+    console.print(
+        f"rules skipped: {result.rules_skipped:,}; rule load {result.load_seconds:.2f}s"
+        f"{' (cache)' if result.load_cached else ' (parsed, cache was cold)'}; peak memory {result.peak_rss_mb:,.0f} MB"
+    )
+    for peer in peer_results:
+        console.print(f"[dim]{peer.name}: {peer.note}[/]")
+        if peer.seconds and peer.events:
+            ratio = result.end_to_end_events_per_second / (peer.events / peer.seconds)
+            console.print(f"ratio secmon (read + parse + match) / {peer.name}: [bold]{ratio:.1f}×[/]")
+
+
+def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[PeerResult]:
+    """Each peer built under ``peers_dir``, run on the same EVTX files and the first rule folder."""
+    import tempfile
+
+    from secmon.bench import peers
+    from secmon.detection.hunt import input_files
+
+    evtx_files = [p for p in input_files(paths) if p.suffix.lower() == ".evtx"]
+    runners = {"zircolite": peers.run_zircolite, "chainsaw": peers.run_chainsaw}
+    if hasattr(peers, "run_hayabusa"):
+        runners["hayabusa"] = peers.run_hayabusa
+    results: list[PeerResult] = []
+    for name, executable in peers.find_peers(peers_dir).items():
+        runner = runners.get(name)
+        if runner is None:
+            continue
+        with tempfile.TemporaryDirectory() as workdir, console.status(f"Running {name} …"):
+            try:
+                results.append(runner(executable, rules[0], evtx_files, Path(workdir)))
+            except peers.PeerError as exc:
+                console.print(f"[yellow]{name} failed:[/] {exc}")
+    return results
