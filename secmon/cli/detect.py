@@ -47,7 +47,8 @@ def detect(
         detector = load_detector(rules or [SHIPPED_RULES_DIR], cache_dir=default_cache_dir() / "rule-cache")
     problems = detector.ruleset.problems
     errors.print(
-        f"{len(detector.rules):,} rules loaded in {detector.stats.seconds:.2f}s"
+        f"{len(detector.rules):,} rules and {len(detector.ruleset.correlations):,} correlations loaded"
+        f" in {detector.stats.seconds:.2f}s"
         f"{' (cached)' if detector.stats.from_cache else ''}; {len(problems):,} not loaded"
         + (
             f" ({', '.join(f'{k}: {n}' for k, n in Counter(p.kind for p in problems).most_common())})"

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collectors.event import set_field
+from secmon.detection.correlation import CorrelationHit
 from secmon.detection.fields import lookup
-from secmon.detection.rules import Rule
+from secmon.detection.rules import Rule, techniques_of
 from secmon.store import Document, document_id
 
 MAX_EVENT_IDS = 100  # an alert lists at most this many triggering events; the count says how many
@@ -127,6 +128,50 @@ class AlertBuilder:
             if value is not None:
                 set_field(source, name, value)
         return Document(self.alerts_index, group.alert_id, source)
+
+    def correlation_alert(self, hit: CorrelationHit, trigger: Trigger) -> Document:
+        """The alert of a fired correlation; ``trigger`` is the event that completed it."""
+        group = sorted(hit.group.items())
+        key = "|".join(f"{name}={value}" for name, value in group)
+        alert_id = document_id("correlation", hit.rule.id, key, hit.event_ids[0], repr(hit.first))
+        rule = hit.rule
+        source: dict[str, Any] = {
+            "@timestamp": _iso(hit.first),
+            "message": rule.title,
+            "alert": {
+                "id": alert_id,
+                "status": "open",
+                "count": len(hit.event_ids),
+                "value": hit.value,
+                "first_seen": _iso(hit.first),
+                "last_seen": _iso(hit.last),
+                "group_key": key,
+            },
+            "rule": {
+                "id": rule.id,
+                "name": rule.name,
+                "title": rule.title,
+                "level": rule.level,
+                "description": rule.description,
+                "author": rule.author,
+                "tags": list(rule.tags),
+                "references": list(rule.references),
+                "type": f"correlation.{rule.type}",
+            },
+            "tags": list(rule.tags),
+            "event": {"kind": "alert", "ids": list(hit.event_ids), "indices": [trigger.index]},
+        }
+        techniques = techniques_of(rule.tags)
+        if techniques:
+            source["threat"] = {"technique": {"id": list(techniques)}}
+        for name, value in group:  # the group's values where alerts keep them (source.ip, user.name ...)
+            if name in _COPIED_FIELDS or name == "host.name":
+                set_field(source, name, value)
+        for name in ("organization.id", "organization.name"):
+            value = lookup(trigger.source, name)
+            if value is not None and lookup(source, name) is None:
+                set_field(source, name, value)
+        return Document(self.alerts_index, alert_id, source)
 
     def _update(self, alert_id: str, group: _Group) -> Document:
         partial = {

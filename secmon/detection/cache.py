@@ -25,7 +25,7 @@ from secmon.log import get_logger
 
 log = get_logger(__name__)
 
-_FORMAT = 1  # bump when RuleSet's pickled shape changes
+_FORMAT = 2  # bump when RuleSet's pickled shape changes
 
 
 def cache_key(

@@ -2,68 +2,103 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # Where Sigma keywords (values without a field) are searched: the parsed message and the raw line.
 KEYWORD_FIELDS = ("message", "event.original")
 
 _ABSENT = object()
+_SPLIT: dict[str, tuple[str, str]] = {}  # "a.b.c" -> ("a.b", "c"), computed once per field name
+
+
+def split_field(field: str) -> tuple[str, str]:
+    """A dotted field as (parent path, last name); the parent is "" for a top-level field."""
+    parts = _SPLIT.get(field)
+    if parts is None:
+        parent, _, name = field.rpartition(".")
+        parts = _SPLIT[field] = (parent, name)
+    return parts
 
 
 class EventView:
     """One event as the matcher sees it: a field's values as text, lowercased text, or raw.
 
-    The event is flattened once into ``{"dotted.path": values}``: a list contributes all its
-    elements (as Elasticsearch matches them), a null contributes no value but the field still
-    exists. Text conversions are memoized, since many rules read the same few fields.
+    A field holding a list has all its elements as values (as Elasticsearch matches them); a
+    null is no value, though the field exists. Everything is read lazily and memoized: an event
+    usually needs a few of its fields, and many rules read the same ones.
     """
 
-    __slots__ = ("_lowered", "_texts", "event", "flat")
+    __slots__ = ("_dotted_keys", "_lowered", "_nodes", "_raw", "_texts", "event")
 
     def __init__(self, event: Mapping[str, Any]) -> None:
         self.event = event
-        self.flat: dict[str, tuple[Any, ...]] = {}
-        _flatten_into(self.flat, event, "")
+        self._nodes: dict[str, Any] = {"": event}
+        self._raw: dict[str, tuple[Any, ...]] = {}
         self._texts: dict[str, tuple[str, ...]] = {}
         self._lowered: dict[str, tuple[str, ...]] = {}
+        self._dotted_keys: list[str] | None = None
+
+    def node(self, path: str) -> Any:
+        """The object at ``path`` ("" is the event), or None."""
+        try:
+            return self._nodes[path]
+        except KeyError:
+            parent, name = split_field(path)
+            above = self.node(parent)
+            found = above.get(name) if type(above) is dict else None
+            self._nodes[path] = found
+            return found
 
     def raw(self, field: str) -> tuple[Any, ...]:
         """The field's non-null values as stored (lists flattened)."""
-        return self.flat.get(field, ())
+        values = self._raw.get(field)
+        if values is None:
+            parent, name = split_field(field)
+            above = self.node(parent)
+            value = above.get(name, _ABSENT) if type(above) is dict else _ABSENT
+            if value is _ABSENT and parent:
+                value = self.event.get(field)  # a key that itself contains dots
+            values = self._raw[field] = _values(value)
+        return values
 
     def texts(self, field: str) -> tuple[str, ...]:
         """The field's values as text: numbers in decimal, booleans as ``true``/``false``."""
         values = self._texts.get(field)
         if values is None:
-            raw = self.flat.get(field)
-            if not raw:
-                return ()
-            values = self._texts[field] = tuple(t for t in map(_text, raw) if t is not None)
+            raw = self.raw(field)
+            if len(raw) == 1 and type(raw[0]) is str:
+                values = raw
+            else:
+                values = tuple(t for t in map(_text, raw) if t is not None)
+            self._texts[field] = values
         return values
 
     def lowered(self, field: str) -> tuple[str, ...]:
         """:meth:`texts`, lowercased: what case-insensitive comparisons use."""
         values = self._lowered.get(field)
         if values is None:
-            values = self._lowered[field] = tuple(t.lower() for t in self.texts(field))
+            texts = self.texts(field)
+            values = self._lowered[field] = (texts[0].lower(),) if len(texts) == 1 else tuple(t.lower() for t in texts)
         return values
 
     def present(self, field: str) -> bool:
         """Whether the field exists, even with a null or empty value (Sigma's ``exists``)."""
-        return field in self.flat or lookup(self.event, field, _ABSENT) is not _ABSENT
+        parent, name = split_field(field)
+        above = self.node(parent)
+        return (type(above) is dict and name in above) or field in self.event
 
-
-def _flatten_into(flat: dict[str, tuple[Any, ...]], node: Mapping[str, Any], prefix: str) -> None:
-    # Concrete type checks: events are decoded JSON, and an ABC isinstance costs 4x as much.
-    for key, value in node.items():
-        kind = type(value)
-        if kind is dict:
-            _flatten_into(flat, value, prefix + key + ".")
-        elif kind is list:
-            flat[prefix + key] = tuple(v for v in value if v is not None and type(v) not in (list, dict))
-        else:
-            flat[prefix + key] = () if value is None else (value,)
+    def present_among(self, parent: str, names: frozenset[str]) -> Iterable[str]:
+        """Which of ``names`` (children of ``parent``) the event has: one set intersection, in C."""
+        above = self.node(parent)
+        found: Iterable[str] = names.intersection(above) if type(above) is dict else ()
+        if self._dotted_keys is None:
+            self._dotted_keys = [key for key in self.event if "." in key]
+        if self._dotted_keys and parent:
+            prefix = parent + "."
+            extra = {k[len(prefix) :] for k in self._dotted_keys if k.startswith(prefix)} & names
+            found = set(found) | extra
+        return found
 
 
 def lookup(event: Mapping[str, Any], field: str, default: Any = None) -> Any:
@@ -75,6 +110,15 @@ def lookup(event: Mapping[str, Any], field: str, default: Any = None) -> Any:
         else:
             return event.get(field, default)
     return node
+
+
+def _values(value: Any) -> tuple[Any, ...]:
+    kind = type(value)
+    if value is None or value is _ABSENT or kind is dict:
+        return ()  # an object is not a value Sigma can compare
+    if kind is list or kind is tuple:
+        return tuple(v for v in value if v is not None and type(v) not in (list, dict))
+    return (value,)
 
 
 def _text(value: Any) -> str | None:

@@ -44,6 +44,7 @@ class Finding:
     record_id: int | None
     line: int | None
     tags: tuple[str, ...]
+    correlated_events: tuple[str, ...] = ()  # for a correlation: its events, as file:record or file:line
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,6 +59,8 @@ class Finding:
         if self.line is not None:
             out["line"] = self.line
         out["tags"] = list(self.tags)
+        if self.correlated_events:
+            out["correlated_events"] = list(self.correlated_events)
         return out
 
 
@@ -113,17 +116,27 @@ def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = No
         stats.files += 1
         for sourced in read_events(path, stats.read_failures):
             stats.events += 1
-            for rule in detector.match(sourced.event):
+            where = sourced.record_id if sourced.record_id is not None else sourced.line
+            detection = detector.detect(sourced.event, f"{sourced.file}:{where}")
+            for rule in detection.rules:
                 stats.findings += 1
+                timestamp = _timestamp(sourced.event)
                 yield Finding(
-                    rule.id,
-                    rule.title,
-                    rule.level,
-                    _timestamp(sourced.event),
+                    rule.id, rule.title, rule.level, timestamp, sourced.file, sourced.record_id, sourced.line, rule.tags
+                )
+            for hit in detection.correlations:
+                stats.findings += 1
+                timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hit.last))
+                yield Finding(
+                    hit.rule.id,
+                    hit.rule.title,
+                    hit.rule.level,
+                    timestamp,
                     sourced.file,
                     sourced.record_id,
                     sourced.line,
-                    rule.tags,
+                    hit.rule.tags,
+                    hit.event_ids,
                 )
     stats.seconds = time.perf_counter() - started
 

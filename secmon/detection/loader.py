@@ -26,6 +26,8 @@ from secmon.detection.rules import Rule, RuleProblem, RuleSet
 from secmon.detection.translate import UnsupportedCondition, translate
 
 RULE_SUFFIXES = (".yml", ".yaml")
+# secmon's own data beside its rules (rules/logsources.yml, rules/pipelines/): not Sigma rules.
+NOT_RULES = ("logsources.yml", "pipelines")
 _QUOTED = re.compile(r"'([^']+)'")
 
 
@@ -33,7 +35,13 @@ def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
     """The rule files under ``paths`` (folders are searched recursively), in a stable order."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+            yield from sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in RULE_SUFFIXES
+                and p.is_file()
+                and not NOT_RULES.__contains__(p.relative_to(path).parts[0])
+            )
         else:
             yield path
 
@@ -65,21 +73,23 @@ def load_rules(paths: Sequence[Path], pipeline: ProcessingPipeline) -> RuleSet:
 def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule | RuleProblem]:
     """The rules (or problems) of one rule file's text."""
     try:
-        yaml.load_all(text, Loader=yaml.CSafeLoader).__next__()
-    except StopIteration:
-        return [RuleProblem(path, "empty file", "yaml")]
+        documents = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         return [RuleProblem(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", "yaml", line)]
+    if not documents:
+        return [RuleProblem(path, "empty file", "yaml")]
+    # Correlation rules may refer to rules of other files: secmon.detection.correlation loads them.
+    documents = [d for d in documents if not (isinstance(d, dict) and "correlation" in d)]
     try:
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
+        collection = SigmaCollection.from_dicts(documents, collect_errors=True, resolve_references=False)
     except SigmaError as exc:
         return [_problem(path, text, exc, "sigma")]
     out: list[Rule | RuleProblem] = [_problem(path, text, e, "sigma") for e in collection.errors]
     for rule in collection.rules:
         if isinstance(rule, SigmaCorrelationRule):
-            continue  # correlation rules are loaded by the correlation engine
+            continue
         if rule.errors:
             out.extend(_problem(path, text, e, "sigma") for e in rule.errors)
             continue

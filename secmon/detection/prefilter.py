@@ -16,7 +16,7 @@ from typing import Literal
 
 import ahocorasick
 
-from secmon.detection.fields import KEYWORD_FIELDS, EventView
+from secmon.detection.fields import KEYWORD_FIELDS, EventView, split_field
 from secmon.detection.ir import AllOf, AnyOf, Leaf, Node, Not, Op
 
 # Fields whose exact values many rules share (a channel, an event id): poor anchors.
@@ -87,15 +87,17 @@ class RuleIndex:
     def __init__(self, anchors: Sequence[Anchor | None]) -> None:
         self.always: list[int] = [i for i, a in enumerate(anchors) if a is None]
         self._exact: dict[str, dict[str, list[int]]] = {}
-        substrings: dict[str | None, dict[str, list[int]]] = {}
+        substrings: dict[str, dict[str, list[int]]] = {}
         for position, anchor in enumerate(anchors):
             for alt in anchor or ():
                 if alt.kind == "eq":
                     assert alt.field is not None
                     self._exact.setdefault(alt.field, {}).setdefault(alt.value, []).append(position)
-                else:
-                    substrings.setdefault(alt.field, {}).setdefault(alt.value, []).append(position)
-        self._automata: list[tuple[tuple[str, ...] | str, ahocorasick.Automaton, list[list[int]]]] = []
+                else:  # a keyword (no field) is looked for in each keyword field
+                    for target in KEYWORD_FIELDS if alt.field is None else (alt.field,):
+                        substrings.setdefault(target, {}).setdefault(alt.value, []).append(position)
+        # Per field: its exact-value table and its substring automaton (with the rules of each literal).
+        self._automata: dict[str, tuple[ahocorasick.Automaton, list[list[int]]]] = {}
         for field, literals in substrings.items():
             automaton = ahocorasick.Automaton()
             owners: list[list[int]] = []
@@ -103,23 +105,31 @@ class RuleIndex:
                 automaton.add_word(literal, literal_id)
                 owners.append(positions)
             automaton.make_automaton()
-            self._automata.append((KEYWORD_FIELDS if field is None else field, automaton, owners))
+            self._automata[field] = (automaton, owners)
+        # Indexed fields grouped by parent object, so an event is asked once per object which it has.
+        groups: dict[str, set[str]] = {}
+        for field in {*self._exact, *self._automata}:
+            parent, name = split_field(field)
+            groups.setdefault(parent, set()).add(name)
+        self._groups = [(parent, frozenset(names)) for parent, names in groups.items()]
 
     def candidates(self, view: EventView) -> set[int]:
         """Positions of the rules that may match ``view`` (a superset of those that do)."""
         found: set[int] = set(self.always)
-        present = view.flat.keys()
-        for field in self._exact.keys() & present:
-            table = self._exact[field]
-            for value in view.lowered(field):
-                positions = table.get(value)
-                if positions:
-                    found.update(positions)
-        for fields, automaton, owners in self._automata:
-            for field in (fields,) if isinstance(fields, str) else fields:
-                if field not in present:
-                    continue
-                for text in view.lowered(field):
-                    for literal_id in {literal_id for _, literal_id in automaton.iter(text)}:
-                        found.update(owners[literal_id])
+        exact, automata = self._exact, self._automata
+        for parent, names in self._groups:
+            for name in view.present_among(parent, names):
+                field = f"{parent}.{name}" if parent else name
+                table = exact.get(field)
+                if table is not None:
+                    for value in view.lowered(field):
+                        positions = table.get(value)
+                        if positions:
+                            found.update(positions)
+                indexed = automata.get(field)
+                if indexed is not None:
+                    automaton, owners = indexed
+                    for text in view.lowered(field):
+                        for literal_id in {literal_id for _, literal_id in automaton.iter(text)}:
+                            found.update(owners[literal_id])
         return found

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from secmon.detection.ir import Node
 from secmon.detection.logsource import LogsourceKey
 
+if TYPE_CHECKING:
+    from secmon.detection.correlation import CorrelationRule
+
 _TECHNIQUE = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
+
+
+def techniques_of(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """ATT&CK technique ids from Sigma tags (``attack.t1059.001`` → ``T1059.001``)."""
+    found = (_TECHNIQUE.match(tag) for tag in tags)
+    return tuple(m.group(1).upper() for m in found if m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +42,7 @@ class Rule:
     @property
     def techniques(self) -> tuple[str, ...]:
         """ATT&CK technique ids from the tags (``attack.t1059.001`` → ``T1059.001``)."""
-        found = (_TECHNIQUE.match(tag) for tag in self.tags)
-        return tuple(m.group(1).upper() for m in found if m)
+        return techniques_of(self.tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +64,6 @@ class RuleSet:
     """The rules loaded from some folders, and the problems found there."""
 
     rules: list[Rule] = field(default_factory=list)
+    correlations: list[CorrelationRule] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
     files: int = 0

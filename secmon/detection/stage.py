@@ -55,20 +55,23 @@ class DetectionStage:
     def __call__(self, events: Sequence[Document]) -> list[Document]:
         detector = self.detector  # one rule set for the whole batch, even if a reload lands meanwhile
         hits: list[tuple[Rule, Trigger]] = []
+        correlated: list[Document] = []
         for doc in events:
             try:
-                matched = detector.match(doc.source)
+                detection = detector.detect(doc.source, doc.id)
             except Exception as exc:  # a matcher bug costs one event's detection, never the event
                 log.error("Detection failed on an event.", id=doc.id, error=repr(exc))
                 if self.telemetry is not None:
                     self.telemetry.errors.labels("detection", "match").inc()
                 continue
-            for rule in matched:
-                hits.append((rule, Trigger(doc.id, doc.index, doc.source)))
+            if detection.rules or detection.correlations:
+                trigger = Trigger(doc.id, doc.index, doc.source)
+                hits.extend((rule, trigger) for rule in detection.rules)
+                correlated.extend(self.builder.correlation_alert(hit, trigger) for hit in detection.correlations)
         if self.telemetry is not None:
             for rule, _ in hits:
                 self.telemetry.hits.labels(rule.level).inc()
-        return self.builder.alerts(hits) if hits else []
+        return [*self.builder.alerts(hits), *correlated] if hits or correlated else []
 
     def _rules_key(self) -> str:
         table = RULES_DIR / "logsources.yml"
@@ -89,6 +92,7 @@ class DetectionStage:
                 log.error("Rule reload failed; keeping the previous rules.", error=repr(exc))
                 continue
             self._key = key
+            detector.carry_state_from(self.detector)
             self.detector = detector
             log.info("Rules reloaded.", rules=len(detector.rules), problems=len(detector.ruleset.problems))
 

@@ -132,3 +132,28 @@ def test_a_broken_rule_is_reported_and_the_others_load(tmp_path: Path, names: In
     assert [r.title for r in stage.detector.rules] == ["SSH password failure for root"]
     (problem,) = stage.detector.ruleset.problems
     assert problem.path.endswith("broken.yml") and problem.kind == "yaml" and problem.line is not None
+
+
+async def test_shipped_brute_force_correlation_is_stored_as_one_alert(
+    es: AsyncElasticsearch, names: IndexNames, tmp_path: Path
+) -> None:
+    from secmon.config import SHIPPED_RULES_DIR
+
+    stage = stage_for(SHIPPED_RULES_DIR, names)
+    context = SourceContext("edge", agency=Agency("justice"))
+    lines = [
+        f"<38>Nov 24 11:00:{n:02d} brute-host sshd[42]: Failed password for user{n} from 198.51.100.7 port 22 ssh2"
+        for n in range(12)
+    ]
+    records = [Record(message=line, origin=None, received=0.0, key=f"brute-{n}") for n, line in enumerate(lines)]
+    async with running_pipeline(es, names, tmp_path / "buffer", stages=[stage]) as pipeline:
+        await pipeline.submit(records, context)
+    alerts = await search_all(es, names.alerts, {"term": {"source.ip": "198.51.100.7"}})
+    titles = sorted(a["rule"]["title"] for a in alerts)  # type: ignore[index]
+    assert titles.count("SSH Brute Force") == 1
+    brute = next(a for a in alerts if a["rule"]["title"] == "SSH Brute Force")  # type: ignore[index]
+    assert brute["rule"]["type"] == "correlation.event_count"  # type: ignore[index]
+    assert brute["organization"] == {"id": "justice"}
+    assert len(brute["event"]["ids"]) >= 10  # type: ignore[index]
+    # The failed logins themselves are only evidence (generate: false): no alert of their own.
+    assert not [a for a in alerts if a["rule"]["type"] == "sigma"]  # type: ignore[index]
