@@ -19,8 +19,16 @@ import ahocorasick
 from secmon.detection.fields import KEYWORD_FIELDS, EventView, split_field
 from secmon.detection.ir import AllOf, AnyOf, Leaf, Node, Not, Op
 
-# Fields whose exact values many rules share (a channel, an event id): poor anchors.
-_WEAK_FIELDS = frozenset({"winlog.channel", "winlog.event_id", "event.code", "event.dataset", "winlog.provider_name"})
+# Exact values that select a whole log (a channel, a dataset): the poorest anchors, used only
+# when a rule has nothing else. Event ids select a kind of event: better, still common.
+_LOG_FIELDS = frozenset({"winlog.channel", "event.dataset", "winlog.provider_name"})
+_KIND_FIELDS = frozenset({"winlog.event_id", "event.code"})
+# Fields with a few values that most events share (integrity level, signature status, logon
+# type): an exact value there says little.
+_COMMON_VALUE_FIELDS = frozenset(
+    f"winlog.event_data.{name}"
+    for name in ("IntegrityLevel", "Signed", "SignatureStatus", "LogonType")
+)
 _SUBSTRING_OPS = {Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH}
 
 
@@ -34,8 +42,13 @@ class Alternative:
     def quality(self) -> int:
         """Roughly how rare a match is: longer literals are rarer; shared exact values are common."""
         if self.kind == "eq":
-            return 1 if self.field in _WEAK_FIELDS else 8 + len(self.value)
-        return min(len(self.value), 16)
+            if self.field in _LOG_FIELDS:
+                return 0
+            if self.field in _KIND_FIELDS or self.field in _COMMON_VALUE_FIELDS:
+                return 2
+            return 4 + min(len(self.value), 16)
+        # UTF-8 length: a non-ASCII character (an emoji, a lookalike letter) is rare in logs.
+        return min(len(self.value.encode("utf-8", "surrogatepass")), 16)
 
 
 Anchor = frozenset[Alternative]
