@@ -166,3 +166,29 @@ def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[Pe
             except peers.PeerError as exc:
                 console.print(f"[yellow]{name} failed:[/] {exc}")
     return results
+
+
+@app.command()
+def latency(
+    ctx: typer.Context,
+    rate: Annotated[float, typer.Option(min=1, help="Probe lines per second.")] = 100.0,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to send.")] = 20.0,
+) -> None:
+    """Time from a syslog line entering secmon to its alert being searchable: p50 and p99 at a steady rate."""
+    from secmon.bench.latency import bench_latency
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    with console.status(f"Sending {rate:g} probe lines/s for {seconds:g}s and watching for their alerts …"):
+        result = asyncio.run(bench_latency(settings, rate, seconds))
+    table = Table("lines sent", "alerts seen", "p50 ms", "p90 ms", "p99 ms", "max ms", title="secmon bench latency")
+    table.add_row(
+        f"{result.sent:,}",
+        f"{result.seen:,}",
+        f"{result.median * 1000:.0f}",
+        f"{result.percentile(90) * 1000:.0f}",
+        f"{result.percentile(99) * 1000:.0f}",
+        f"{max(result.latencies, default=float('nan')) * 1000:.0f}",
+    )
+    console.print(table)
+    console.print("[dim]syslog line over TCP → parse → detect → disk buffer → bulk write → alert searchable[/]")

@@ -57,7 +57,9 @@ async def install_templates(client: AsyncElasticsearch, settings: ElasticsearchS
         names.template("alerts"): {
             "index_patterns": [names.alerts],
             "composed_of": [names.template("settings")],
-            "template": {"mappings": load_mapping("alerts")},
+            # Analysts wait for alerts: make them searchable within a quarter second, not the
+            # default second (the alerts index is small, so frequent refreshes are cheap).
+            "template": {"mappings": load_mapping("alerts"), "settings": {"index": {"refresh_interval": "250ms"}}},
             "priority": 200,
         },
     }
