@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from secmon import __version__, log
-from secmon.cli import apikey, bench, detect, es, imports, status
+from secmon.cli import apikey, bench, detect, es, hunt, imports, status
 from secmon.cli.context import console, load
 from secmon.errors import SecmonError
 
@@ -26,6 +26,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(apikey.app, name="apikey")
 app.command(name="status")(status.status)
 app.command(name="detect")(detect.detect)
+app.command(name="hunt")(hunt.hunt)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

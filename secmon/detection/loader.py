@@ -80,12 +80,16 @@ def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule |
         return [RuleProblem(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", "yaml", line)]
     if not documents:
         return [RuleProblem(path, "empty file", "yaml")]
+    if not all(isinstance(d, dict) for d in documents):
+        return [RuleProblem(path, "not a Sigma rule: each YAML document must be a mapping", "sigma", 1)]
     # Correlation rules may refer to rules of other files: secmon.detection.correlation loads them.
-    documents = [d for d in documents if not (isinstance(d, dict) and "correlation" in d)]
+    documents = [d for d in documents if "correlation" not in d]
     try:
         collection = SigmaCollection.from_dicts(documents, collect_errors=True, resolve_references=False)
     except SigmaError as exc:
         return [_problem(path, text, exc, "sigma")]
+    except Exception as exc:  # pySigma failing on odd input must cost this file only
+        return [RuleProblem(path, f"pySigma could not read it: {exc!r}", "sigma")]
     out: list[Rule | RuleProblem] = [_problem(path, text, e, "sigma") for e in collection.errors]
     for rule in collection.rules:
         if isinstance(rule, SigmaCorrelationRule):
@@ -93,7 +97,10 @@ def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule |
         if rule.errors:
             out.extend(_problem(path, text, e, "sigma") for e in rule.errors)
             continue
-        out.append(_compile_rule(rule, path, text, pipeline))
+        try:
+            out.append(_compile_rule(rule, path, text, pipeline))
+        except Exception as exc:  # a pySigma bug on one rule must cost that rule only
+            out.append(RuleProblem(path, f"pySigma failed on it: {exc!r}", "sigma"))
     return out
 
 
