@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from secmon import __version__, log
-from secmon.cli import apikey, bench, detect, es, hunt, imports, status
+from secmon.cli import apikey, bench, detect, es, hunt, imports, rules, status
 from secmon.cli.context import console, load
 from secmon.errors import SecmonError
 
@@ -24,6 +24,7 @@ app.add_typer(es.app, name="es")
 app.add_typer(bench.app, name="bench")
 app.add_typer(imports.app, name="import")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(rules.rules_app, name="rules")
 app.command(name="status")(status.status)
 app.command(name="detect")(detect.detect)
 app.command(name="hunt")(hunt.hunt)

@@ -90,12 +90,14 @@ def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule |
         return [_problem(path, text, exc, "sigma")]
     except Exception as exc:  # pySigma failing on odd input must cost this file only
         return [RuleProblem(path, f"pySigma could not read it: {exc!r}", "sigma")]
+    # pySigma lists a rule's errors both in the collection and in the rule: report each once.
+    reported = {str(e) for e in collection.errors}
     out: list[Rule | RuleProblem] = [_problem(path, text, e, "sigma") for e in collection.errors]
     for rule in collection.rules:
         if isinstance(rule, SigmaCorrelationRule):
             continue
         if rule.errors:
-            out.extend(_problem(path, text, e, "sigma") for e in rule.errors)
+            out.extend(_problem(path, text, e, "sigma") for e in rule.errors if str(e) not in reported)
             continue
         try:
             out.append(_compile_rule(rule, path, text, pipeline))

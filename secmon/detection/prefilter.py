@@ -26,8 +26,7 @@ _KIND_FIELDS = frozenset({"winlog.event_id", "event.code"})
 # Fields with a few values that most events share (integrity level, signature status, logon
 # type): an exact value there says little.
 _COMMON_VALUE_FIELDS = frozenset(
-    f"winlog.event_data.{name}"
-    for name in ("IntegrityLevel", "Signed", "SignatureStatus", "LogonType")
+    f"winlog.event_data.{name}" for name in ("IntegrityLevel", "Signed", "SignatureStatus", "LogonType")
 )
 _SUBSTRING_OPS = {Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH}
 
