@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ import orjson
 
 from collectors.event import Record
 from secmon.config import Settings
+from secmon.detection.alerts import ALERTS_COMPONENT
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
 from secmon.service import running_service
+from secmon.store import Outcome
 
 BATCH = 500
 
@@ -32,6 +35,7 @@ class ImportSummary:
     duplicates: int = 0
     dead_lettered: int = 0
     failed: int = 0
+    alerts: int = 0  # new alerts the imported events raised (stored now)
 
 
 def read_lines(path: Path) -> Iterator[Record]:
@@ -88,8 +92,10 @@ async def import_records(
         )
         stats = running.writer.stats
     shutil.rmtree(buffer_dir, ignore_errors=True)
-    summary.stored, summary.duplicates = stats.stored, stats.duplicates
-    summary.dead_lettered, summary.failed = stats.dead_lettered, stats.failed
+    events = stats.by_component.get(component, Counter())
+    summary.stored, summary.duplicates = events[Outcome.STORED], events[Outcome.DUPLICATE]
+    summary.dead_lettered, summary.failed = events[Outcome.DEAD_LETTERED], events[Outcome.FAILED]
+    summary.alerts = stats.by_component.get(ALERTS_COMPONENT, Counter())[Outcome.STORED]
     return summary
 
 

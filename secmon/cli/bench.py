@@ -130,18 +130,51 @@ def detect(
     peer_results = _run_peers(peers, rules, paths) if peers is not None else []
     for peer in peer_results:
         rate = peer.events / peer.seconds if peer.seconds else 0.0
-        table.add_row(peer.name, f"{peer.events:,}", f"{peer.rules_loaded:,}", f"{peer.matches:,}",
-                      f"{peer.seconds:.3f}", f"{rate:,.0f}")  # fmt: skip
+        loaded = f"{peer.rules_loaded:,}" if peer.rules_loaded >= 0 else f"{result.rules_loaded:,}"
+        table.add_row(peer.name, f"{peer.events:,}", loaded, f"{peer.matches:,}", f"{peer.seconds:.3f}", f"{rate:,.0f}")
     console.print(table)
     console.print(
         f"rules skipped: {result.rules_skipped:,}; rule load {result.load_seconds:.2f}s"
         f"{' (cache)' if result.load_cached else ' (parsed, cache was cold)'}; peak memory {result.peak_rss_mb:,.0f} MB"
     )
+    ours = next((p for p in peer_results if p.name.startswith("secmon")), None)
     for peer in peer_results:
         console.print(f"[dim]{peer.name}: {peer.note}[/]")
-        if peer.seconds and peer.events:
-            ratio = result.end_to_end_events_per_second / (peer.events / peer.seconds)
-            console.print(f"ratio secmon (read + parse + match) / {peer.name}: [bold]{ratio:.1f}×[/]")
+    for peer in peer_results:
+        if ours is not None and peer is not ours and peer.seconds and peer.events:
+            ratio = (ours.events / ours.seconds) / (peer.events / peer.seconds)
+            console.print(f"events/s, secmon detect (process) / {peer.name}: [bold]{ratio:.1f}×[/]")
+
+
+def _secmon_process(rules: list[Path], paths: list[Path]) -> PeerResult:
+    """``secmon detect`` as a process, timed like the peers: start-up, cached rules, reading, matching."""
+    import subprocess
+    import sys
+    import time
+
+    from secmon.bench.peers import PeerResult
+
+    command = [
+        sys.executable,
+        "-m",
+        "secmon",
+        "detect",
+        *(a for r in rules for a in ("--rules", str(r))),
+        *map(str, paths),
+    ]
+    subprocess.run(command, capture_output=True, check=True)  # fills the rule cache
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    events = int(done.stderr.split(" events, ")[0].rsplit(" ", 1)[-1].replace(",", ""))
+    return PeerResult(
+        "secmon detect (process)",
+        seconds,
+        events,
+        -1,
+        len(done.stdout.splitlines()),
+        "a `secmon detect` process: start-up, rules from the cache, EVTX reading and parsing, matching",
+    )
 
 
 def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[PeerResult]:
@@ -151,18 +184,20 @@ def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[Pe
     from secmon.bench import peers
     from secmon.detection.hunt import input_files
 
-    evtx_files = [p for p in input_files(paths) if p.suffix.lower() == ".evtx"]
-    runners = {"zircolite": peers.run_zircolite, "chainsaw": peers.run_chainsaw}
-    if hasattr(peers, "run_hayabusa"):
-        runners["hayabusa"] = peers.run_hayabusa
-    results: list[PeerResult] = []
+    evtx_files = [p.resolve() for p in input_files(paths) if p.suffix.lower() == ".evtx"]
+    results: list[PeerResult] = [_secmon_process(rules, paths)]
     for name, executable in peers.find_peers(peers_dir).items():
-        runner = runners.get(name)
-        if runner is None:
-            continue
+        rules_dir = rules[0].resolve()
+        if name == "hayabusa":
+            # Hayabusa cannot read Sigma logsources: it runs the same rules converted by its own
+            # converter, which peers.convert_rules_for_hayabusa writes there.
+            rules_dir = peers_dir / "hayabusa-sigma-rules"
+            if not rules_dir.is_dir():
+                console.print(f"[yellow]hayabusa skipped:[/] no converted rules in {rules_dir}")
+                continue
         with tempfile.TemporaryDirectory() as workdir, console.status(f"Running {name} …"):
             try:
-                results.append(runner(executable, rules[0], evtx_files, Path(workdir)))
+                results.append(peers.RUNNERS[name](executable, rules_dir, evtx_files, Path(workdir)))
             except peers.PeerError as exc:
                 console.print(f"[yellow]{name} failed:[/] {exc}")
     return results

@@ -103,7 +103,9 @@ def _progress() -> Progress:
 
 
 def _print_summary(summary: ImportSummary) -> None:
-    table = Table("read", "failed to parse", "stored", "already stored", "dead-lettered", "failed", title="import")
+    table = Table(
+        "read", "failed to parse", "stored", "already stored", "dead-lettered", "failed", "new alerts", title="import"
+    )
     table.add_row(
         f"{summary.read:,}",
         f"{summary.parse_failures:,}",
@@ -111,6 +113,7 @@ def _print_summary(summary: ImportSummary) -> None:
         f"{summary.duplicates:,}",
         f"{summary.dead_lettered:,}",
         f"{summary.failed:,}",
+        f"{summary.alerts:,}",
     )
     console.print(table)
     if summary.failed:

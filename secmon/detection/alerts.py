@@ -25,6 +25,8 @@ from secmon.detection.fields import lookup
 from secmon.detection.rules import Rule, techniques_of
 from secmon.store import Document, document_id
 
+ALERTS_COMPONENT = "alerts"  # the component of new alert documents, as the writer counts them
+ALERT_UPDATES_COMPONENT = "alert-updates"
 MAX_EVENT_IDS = 100  # an alert lists at most this many triggering events; the count says how many
 MAX_GROUPS = 50_000  # open groups kept; the least recently hit is forgotten first
 
@@ -127,7 +129,7 @@ class AlertBuilder:
             value = lookup(event, name)
             if value is not None:
                 set_field(source, name, value)
-        return Document(self.alerts_index, group.alert_id, source)
+        return Document(self.alerts_index, group.alert_id, source, component=ALERTS_COMPONENT)
 
     def correlation_alert(self, hit: CorrelationHit, trigger: Trigger) -> Document:
         """The alert of a fired correlation; ``trigger`` is the event that completed it."""
@@ -171,14 +173,14 @@ class AlertBuilder:
             value = lookup(trigger.source, name)
             if value is not None and lookup(source, name) is None:
                 set_field(source, name, value)
-        return Document(self.alerts_index, alert_id, source)
+        return Document(self.alerts_index, alert_id, source, component=ALERTS_COMPONENT)
 
     def _update(self, alert_id: str, group: _Group) -> Document:
         partial = {
             "alert": {"count": group.count, "last_seen": _iso(group.last_seen)},
             "event": {"ids": list(group.event_ids), "indices": list(group.event_indices)},
         }
-        return Document(self.alerts_index, alert_id, {"doc": partial}, op="update")
+        return Document(self.alerts_index, alert_id, {"doc": partial}, op="update", component=ALERT_UPDATES_COMPONENT)
 
 
 def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:

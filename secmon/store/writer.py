@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -53,8 +53,11 @@ class WriterStats:
     requests: int = 0
     retries: int = 0
     bytes_sent: int = 0
+    # Final outcomes per document component (a source's id, "alerts" ...).
+    by_component: dict[str, Counter[Outcome]] = field(default_factory=dict)
 
-    def count(self, outcome: Outcome) -> None:
+    def count(self, outcome: Outcome, component: str = "") -> None:
+        self.by_component.setdefault(component, Counter())[outcome] += 1
         if outcome is Outcome.STORED:
             self.stored += 1
         elif outcome is Outcome.DUPLICATE:
@@ -338,7 +341,7 @@ class BulkWriter:
             outcome = Outcome.DEAD_LETTERED  # stored, or already stored, in the dead-letter stream
         call = item.call
         call.outcomes[item.position] = outcome
-        self.stats.count(outcome)
+        self.stats.count(outcome, original.doc.component)
         call.remaining -= 1
         self._unacked_bytes -= len(original.payload)
         self._room.set()
