@@ -21,9 +21,9 @@ from typing import Any
 
 from collectors.event import set_field
 from secmon.detection.correlation import CorrelationHit
-from secmon.detection.fields import lookup
+from secmon.detection.fields import event_time, lookup
 from secmon.detection.rules import Rule, techniques_of
-from secmon.store import Document, document_id
+from secmon.store.documents import Document, document_id  # not secmon.store: no Elasticsearch client here
 
 ALERTS_COMPONENT = "alerts"  # the component of new alert documents, as the writer counts them
 ALERT_UPDATES_COMPONENT = "alert-updates"
@@ -192,17 +192,6 @@ def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:
 def host_name(event: Mapping[str, Any]) -> str:
     """The event's host: ``host.name``, or the ``host.hostname`` a syslog header gives."""
     return str(lookup(event, "host.name") or lookup(event, "host.hostname") or "")
-
-
-def event_time(event: Mapping[str, Any]) -> float:
-    """The event's ``@timestamp`` in epoch seconds (now when it has none that parses)."""
-    stamp = event.get("@timestamp")
-    if isinstance(stamp, str):
-        try:
-            return datetime.fromisoformat(stamp).timestamp()
-        except ValueError:
-            pass
-    return datetime.now(UTC).timestamp()
 
 
 def _iso(epoch: float) -> str:

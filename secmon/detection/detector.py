@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from secmon.detection.alerts import event_time
 from secmon.detection.cache import cache_key, cached_ruleset
 from secmon.detection.correlation import CorrelationEngine, CorrelationHit, load_correlations
 from secmon.detection.engine import Engine
+from secmon.detection.fields import event_time
 from secmon.detection.loader import load_rules
 from secmon.detection.logsource import LogsourceMap
 from secmon.detection.pipelines import RULES_DIR, build_pipeline, default_pipeline_files

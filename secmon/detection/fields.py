@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 # Where Sigma keywords (values without a field) are searched: the parsed message and the raw line.
@@ -129,3 +130,14 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int | float):
         return str(value)
     return None
+
+
+def event_time(event: Mapping[str, Any]) -> float:
+    """The event's ``@timestamp`` in epoch seconds (now when it has none that parses)."""
+    stamp = event.get("@timestamp")
+    if isinstance(stamp, str):
+        try:
+            return datetime.fromisoformat(stamp).timestamp()
+        except ValueError:
+            pass
+    return datetime.now(UTC).timestamp()

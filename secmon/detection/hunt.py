@@ -14,8 +14,8 @@ from typing import Any
 
 from collectors.event import Event, Record
 from collectors.transforms.normalize import normalize
-from secmon.detection.alerts import event_time
 from secmon.detection.detector import Detector
+from secmon.detection.fields import event_time
 
 EVTX_SUFFIXES = (".evtx",)
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
