@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collectors.event import set_field
-from secmon.detection.correlation import CorrelationHit
+from secmon.detection.correlation import CorrelationHit, CorrelationRule
 from secmon.detection.fields import event_time, lookup
 from secmon.detection.rules import Rule, techniques_of
 from secmon.store.documents import Document, document_id  # not secmon.store: no Elasticsearch client here
@@ -106,17 +106,7 @@ class AlertBuilder:
                 "last_seen": _iso(group.last_seen),
                 "group_key": "|".join(key),
             },
-            "rule": {
-                "id": rule.id,
-                "name": rule.name,
-                "title": rule.title,
-                "level": rule.level,
-                "description": rule.description,
-                "author": rule.author,
-                "tags": list(rule.tags),
-                "references": list(rule.references),
-                "type": "sigma",
-            },
+            "rule": _rule_fields(rule, "sigma"),
             "tags": list(rule.tags),
             "event": {"kind": "alert", "ids": list(group.event_ids), "indices": list(group.event_indices)},
         }
@@ -149,17 +139,7 @@ class AlertBuilder:
                 "last_seen": _iso(hit.last),
                 "group_key": key,
             },
-            "rule": {
-                "id": rule.id,
-                "name": rule.name,
-                "title": rule.title,
-                "level": rule.level,
-                "description": rule.description,
-                "author": rule.author,
-                "tags": list(rule.tags),
-                "references": list(rule.references),
-                "type": f"correlation.{rule.type}",
-            },
+            "rule": _rule_fields(rule, f"correlation.{rule.type}"),
             "tags": list(rule.tags),
             "event": {"kind": "alert", "ids": list(hit.event_ids), "indices": [trigger.index]},
         }
@@ -192,6 +172,21 @@ def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:
 def host_name(event: Mapping[str, Any]) -> str:
     """The event's host: ``host.name``, or the ``host.hostname`` a syslog header gives."""
     return str(lookup(event, "host.name") or lookup(event, "host.hostname") or "")
+
+
+def _rule_fields(rule: Rule | CorrelationRule, kind: str) -> dict[str, Any]:
+    """What an alert says of its rule (``rule.*``); ``kind`` is ``sigma`` or ``correlation.<type>``."""
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "title": rule.title,
+        "level": rule.level,
+        "description": rule.description,
+        "author": rule.author,
+        "tags": list(rule.tags),
+        "references": list(rule.references),
+        "type": kind,
+    }
 
 
 def _iso(epoch: float) -> str:

@@ -35,7 +35,7 @@ from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import ConvertTypeTransformation, SetStateTransformation
 from sigma.rule import SigmaRule
 
-from secmon.detection.loader import rule_files
+from secmon.detection.loader import line_of, problem_at, rule_files
 from secmon.detection.logsource import LogsourceMap, key_of
 from secmon.detection.pipelines import RULES_DIR, build_pipeline, default_pipeline_files, logsource_item_id
 from secmon.detection.rules import RuleProblem
@@ -126,7 +126,7 @@ class Converter:
             for error in parsed.errors:
                 if id(error) in in_rules:
                     continue
-                results[position] = Conversion(path, Path(path).stem, None, problem=_problem(path, text, error))
+                results[position] = Conversion(path, Path(path).stem, None, problem=problem_at(path, text, error))
                 position += 1
             for rule in parsed.rules:
                 rules.append((position, path, text, rule))
@@ -145,7 +145,7 @@ class Converter:
             failure = unresolved.get(id(rule))
             if failure is not None:
                 rule_id = str(rule.id) if rule.id else None
-                results[position] = Conversion(path, rule.title, rule_id, problem=_problem(path, text, failure))
+                results[position] = Conversion(path, rule.title, rule_id, problem=problem_at(path, text, failure))
             else:
                 results[position] = self._convert_rule(rule, path, text)
         return [results[p] for p in sorted(results)]
@@ -158,7 +158,7 @@ class Converter:
             return Conversion(path, title, rule_id, problem=problem, sigma_rule=rule)
 
         if rule.errors:  # the first error pySigma could place, or its first
-            found = [_problem(path, text, error) for error in rule.errors]
+            found = [problem_at(path, text, error) for error in rule.errors]
             return failed(next((p for p in found if p.line), found[0]))
         try:
             if isinstance(rule, SigmaCorrelationRule):
@@ -172,7 +172,7 @@ class Converter:
                         for n, query in enumerate(rule.get_conversion_result())
                     ]
         except _CONVERSION_ERRORS as exc:
-            return failed(_problem(path, text, exc, "backend"))
+            return failed(problem_at(path, text, exc, "backend"))
         except Exception as exc:  # a backend bug on one rule must cost that rule only
             return failed(RuleProblem(path, f"the backend failed on it: {exc!r}", "backend"))
         if isinstance(rule, SigmaRule):
@@ -182,7 +182,7 @@ class Converter:
                     f"{k}={v}" for k, v in zip(("product", "category", "service"), logsource, strict=True) if v
                 )
                 reason = f"no secmon events for logsource {described or '(empty)'}"
-                return failed(RuleProblem(path, reason, "logsource", _line_of(text, "logsource:")))
+                return failed(RuleProblem(path, reason, "logsource", line_of(text, "logsource:")))
         return Conversion(path, title, rule_id, tuple(str(q) for q in queries), sigma_rule=rule)
 
 
@@ -255,27 +255,6 @@ def _parse(path: str, text: str) -> SigmaCollection | RuleProblem:
             documents, collect_errors=True, source=SigmaRuleLocation(Path(path)), resolve_references=False
         )
     except SigmaError as exc:
-        return _problem(path, text, exc)
+        return problem_at(path, text, exc)
     except Exception as exc:  # pySigma failing on odd input must cost this file only
         return RuleProblem(path, f"pySigma could not read it: {exc!r}", "sigma")
-
-
-def _problem(path: str, text: str, error: Any, kind: str = "sigma") -> RuleProblem:
-    """A problem at pySigma's line when it knows one, else at the first line naming the quoted subject."""
-    source = getattr(error, "source", None)
-    line = getattr(source, "line", None)
-    message = str(error.args[0]) if getattr(error, "args", None) else str(error)
-    message = message.split(" (while ")[0]  # pySigma appends the rule's absolute path; ours is in RuleProblem
-    if line is None:
-        for token in message.split("'")[1::2]:
-            line = _line_of(text, token)
-            if line:
-                break
-    return RuleProblem(path, message, kind, line)
-
-
-def _line_of(text: str, token: str) -> int | None:
-    for number, content in enumerate(text.splitlines(), 1):
-        if token and token in content:
-            return number
-    return None

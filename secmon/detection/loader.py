@@ -87,17 +87,17 @@ def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule |
     try:
         collection = SigmaCollection.from_dicts(documents, collect_errors=True, resolve_references=False)
     except SigmaError as exc:
-        return [_problem(path, text, exc, "sigma")]
+        return [problem_at(path, text, exc, "sigma")]
     except Exception as exc:  # pySigma failing on odd input must cost this file only
         return [RuleProblem(path, f"pySigma could not read it: {exc!r}", "sigma")]
     # pySigma lists a rule's errors both in the collection and in the rule: report each once.
     reported = {str(e) for e in collection.errors}
-    out: list[Rule | RuleProblem] = [_problem(path, text, e, "sigma") for e in collection.errors]
+    out: list[Rule | RuleProblem] = [problem_at(path, text, e, "sigma") for e in collection.errors]
     for rule in collection.rules:
         if isinstance(rule, SigmaCorrelationRule):
             continue
         if rule.errors:
-            out.extend(_problem(path, text, e, "sigma") for e in rule.errors if str(e) not in reported)
+            out.extend(problem_at(path, text, e, "sigma") for e in rule.errors if str(e) not in reported)
             continue
         try:
             out.append(_compile_rule(rule, path, text, pipeline))
@@ -111,7 +111,7 @@ def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPip
     try:
         pipeline.apply(rule)
     except SigmaError as exc:
-        return _problem(path, text, exc, "sigma")
+        return problem_at(path, text, exc, "sigma")
     if not rule.was_processed_by(logsource_item_id(logsource)):
         described = ", ".join(
             f"{k}={v}" for k, v in zip(("product", "category", "service"), logsource, strict=True) if v
@@ -120,9 +120,9 @@ def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPip
     try:
         conditions: list[Node] = [translate(c.parsed) for c in rule.detection.parsed_condition]
     except UnsupportedCondition as exc:
-        return _problem(path, text, exc, "unsupported")
+        return problem_at(path, text, exc, "unsupported")
     except SigmaError as exc:
-        return _problem(path, text, exc, "sigma")
+        return problem_at(path, text, exc, "sigma")
     condition = conditions[0] if len(conditions) == 1 else AnyOf(tuple(conditions))
     return Rule(
         id=str(rule.id) if rule.id else f"file:{path}",
@@ -141,22 +141,24 @@ def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPip
     )
 
 
-def _problem(path: str, text: str, error: Any, kind: str) -> RuleProblem:
+def problem_at(path: str, text: str, error: Any, kind: str = "sigma") -> RuleProblem:
     """A problem with the line it is on: pySigma's when it knows, else the first line naming its subject."""
     source = getattr(error, "source", None)
     line = getattr(source, "line", None)
     message = str(getattr(error, "args", [error])[0]) if getattr(error, "args", None) else str(error)
+    message = message.split(" (while ")[0]  # pySigma appends the rule's absolute path; ours is in RuleProblem
     if line is None:
         tokens = [error.token] if getattr(error, "token", None) else _QUOTED.findall(message)
         for token in tokens:
-            line = _line_of(text, token)
+            line = line_of(text, token)
             if line:
                 break
     return RuleProblem(path, message, kind, line)
 
 
-def _line_of(text: str, token: str) -> int | None:
+def line_of(text: str, token: str) -> int | None:
+    """The first line of ``text`` containing ``token`` (1-based), or None."""
     for number, content in enumerate(text.splitlines(), 1):
-        if token in content:
+        if token and token in content:
             return number
     return None
