@@ -15,8 +15,8 @@ from pathlib import Path
 
 from secmon.config import DetectionSettings, parse_duration
 from secmon.detection.alerts import AlertBuilder, Trigger
-from secmon.detection.cache import cache_key
 from secmon.detection.detector import Detector, load_detector
+from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
 from secmon.detection.rules import Rule
 from secmon.log import get_logger
@@ -71,11 +71,25 @@ class DetectionStage:
         if self.telemetry is not None:
             for rule, _ in hits:
                 self.telemetry.hits.labels(rule.level).inc()
+            for document in correlated:
+                self.telemetry.hits.labels(document.source["rule"]["level"]).inc()
         return [*self.builder.alerts(hits), *correlated] if hits or correlated else []
 
-    def _rules_key(self) -> str:
-        table = RULES_DIR / "logsources.yml"
-        return cache_key(self.settings.rules, [table, *default_pipeline_files()], self.settings.placeholders)
+    def _rules_key(self) -> tuple[tuple[str, int, int], ...]:
+        """The rule and data files with their modification times and sizes: cheap to take every few seconds.
+
+        A change reloads; an unchanged content behind a new time costs little, as the reload then
+        comes from the rule cache.
+        """
+        files = [*rule_files(self.settings.rules), RULES_DIR / "logsources.yml", *default_pipeline_files()]
+        stamps = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps)
 
     async def watch(self) -> None:
         """Reload the rules whenever their files change; runs until cancelled."""
