@@ -1,0 +1,27 @@
+"""Packets to ECS events: flows, DNS, HTTP/1.x, TLS handshakes, ICMP errors and ARP.
+
+The path of one frame: :func:`~.decode.decode_frame` reads its headers into a
+:class:`~.decode.Packet`; :class:`~.flows.FlowTable` counts it in its flow; UDP port 53 goes to
+:func:`~.dns.parse_dns`; a TCP connection's in-order payload goes to the parser its first client
+bytes call for (HTTP method, TLS handshake record, or port 53); ICMP error messages and ARP
+packets are events of their own. Scapy only reads capture files
+(:func:`read_capture`); nothing on the per-packet path dissects with it.
+
+Errors: :class:`CaptureError` for a file that cannot be read to its end. A frame or message that
+cannot be read is counted (:attr:`PacketProcessor.stats`), never raised.
+"""
+
+from collectors.transforms.packets.decode import CaptureError, DecodeStats, Packet, decode_frame, read_capture
+from collectors.transforms.packets.flows import FlowTable
+from collectors.transforms.packets.processor import PacketProcessor, packets_to_events
+
+__all__ = [
+    "CaptureError",
+    "DecodeStats",
+    "FlowTable",
+    "Packet",
+    "PacketProcessor",
+    "decode_frame",
+    "packets_to_events",
+    "read_capture",
+]
