@@ -9,18 +9,21 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
-from collectors.event import Record
+from collectors.event import Event, Record, set_field
 from secmon.config import Settings
 from secmon.detection.alerts import ALERTS_COMPONENT
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
 from secmon.service import running_service
 from secmon.store import Outcome
+
+T = TypeVar("T")
 
 BATCH = 500
 
@@ -63,6 +66,24 @@ def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
         yield Record(orjson.dumps(record.event).decode(), origin, key=f"{path.resolve()}:{record.record_id}")
 
 
+def read_pcap_events(path: Path, failures: list[str]) -> Iterator[tuple[str, Event]]:
+    """The ECS events (flows, DNS, HTTP, TLS, ICMP, ARP) of a pcap or pcapng file, keyed by their order in it.
+
+    A damaged file gives the events before the damage; what went wrong is added to ``failures``.
+    """
+    from collectors.transforms.packets import CaptureError, packets_to_events, read_capture
+
+    identity = os.stat(path)
+    events = packets_to_events(read_capture(path))
+    number = 0
+    try:
+        for number, event in enumerate(events):
+            set_field(event, "log.file.path", str(path))
+            yield f"{identity.st_dev}:{identity.st_ino}:{number}", event
+    except CaptureError as exc:
+        failures.append(str(exc))
+
+
 async def import_records(
     settings: Settings,
     records: Iterator[Record],
@@ -73,39 +94,65 @@ async def import_records(
     progress: Callable[[int], None] = lambda n: None,
 ) -> ImportSummary:
     """Submit ``records`` and wait until Elasticsearch has them all; returns the counts."""
-    buffer_dir = settings.state_dir / f"import-{os.getpid()}"
     context = SourceContext(component, fmt, Agency(agency) if agency else None)
+
+    async def submit(pipeline: Pipeline, batch: Sequence[Record]) -> None:
+        await pipeline.submit(batch, context)
+
+    return await _import(settings, records, context, submit, progress)
+
+
+async def import_events(
+    settings: Settings,
+    events: Iterator[tuple[str, Event]],
+    *,
+    component: str,
+    agency: str | None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> ImportSummary:
+    """Like :func:`import_records` for events already in ECS, each with its key (a packet decoder's)."""
+    context = SourceContext(component, "raw", Agency(agency) if agency else None)
+
+    async def submit(pipeline: Pipeline, batch: Sequence[tuple[str, Event]]) -> None:
+        await pipeline.submit_events([event for _, event in batch], [key for key, _ in batch], context)
+
+    return await _import(settings, events, context, submit, progress)
+
+
+async def _import(
+    settings: Settings,
+    items: Iterator[T],
+    context: SourceContext,
+    submit: Callable[[Pipeline, Sequence[T]], Awaitable[None]],
+    progress: Callable[[int], None],
+) -> ImportSummary:
+    buffer_dir = settings.state_dir / f"import-{os.getpid()}"
     summary = ImportSummary()
     async with running_service(settings, with_sources=False, buffer_dir=buffer_dir) as running:
-        batch: list[Record] = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= BATCH:
-                await _submit(running.pipeline, batch, context, summary, progress)
-                batch = []
-        if batch:
-            await _submit(running.pipeline, batch, context, summary, progress)
+        for batch in _batches(items):
+            await submit(running.pipeline, batch)
+            summary.read += len(batch)
+            progress(len(batch))
         await running.pipeline.wait_drained()
         telemetry = running.pipeline.telemetry
         summary.parse_failures = int(
-            telemetry.value("secmon_component_errors_total", component=component, stage="parse")
+            telemetry.value("secmon_component_errors_total", component=context.component, stage="parse")
         )
         stats = running.writer.stats
     shutil.rmtree(buffer_dir, ignore_errors=True)
-    events = stats.by_component.get(component, Counter())
-    summary.stored, summary.duplicates = events[Outcome.STORED], events[Outcome.DUPLICATE]
-    summary.dead_lettered, summary.failed = events[Outcome.DEAD_LETTERED], events[Outcome.FAILED]
+    stored = stats.by_component.get(context.component, Counter())
+    summary.stored, summary.duplicates = stored[Outcome.STORED], stored[Outcome.DUPLICATE]
+    summary.dead_lettered, summary.failed = stored[Outcome.DEAD_LETTERED], stored[Outcome.FAILED]
     summary.alerts = stats.by_component.get(ALERTS_COMPONENT, Counter())[Outcome.STORED]
     return summary
 
 
-async def _submit(
-    pipeline: Pipeline,
-    batch: Sequence[Record],
-    context: SourceContext,
-    summary: ImportSummary,
-    progress: Callable[[int], None],
-) -> None:
-    await pipeline.submit(batch, context)
-    summary.read += len(batch)
-    progress(len(batch))
+def _batches(items: Iterator[T]) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -84,6 +84,28 @@ def evtx(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) 
     _print_summary(summary)
 
 
+@app.command()
+def pcap(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) -> None:
+    """Import packet captures (pcap, pcapng) as flow, DNS, HTTP, TLS, ICMP and ARP events."""
+    from secmon.importer import import_events, read_pcap_events
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    paths = _files(paths, "*.pcap*")
+    failures: list[str] = []
+    with _progress() as progress:
+        task = progress.add_task("importing events", total=None)
+        events = (item for path in paths for item in read_pcap_events(path, failures))
+        summary = asyncio.run(
+            import_events(
+                settings, events, component="import-pcap", agency=agency, progress=lambda n: progress.advance(task, n)
+            )
+        )
+    for failure in failures:
+        console.print(f"[yellow]damaged capture, events before the damage kept:[/] {failure}", highlight=False)
+    _print_summary(summary)
+
+
 def _files(paths: list[Path], pattern: str) -> list[Path]:
     """``paths`` with each folder replaced by the files in it (and below it) matching ``pattern``."""
     files: list[Path] = []

@@ -1,4 +1,4 @@
-"""Offline hunting: events read from files (EVTX, JSON lines, log lines), matched without Elasticsearch.
+"""Offline hunting: events read from files (EVTX, JSON lines, logs, packet captures), matched without Elasticsearch.
 
 ``secmon detect`` and ``secmon bench detect`` use it; it normalizes exactly as the collectors do,
 so a rule behaves the same offline as in the service.
@@ -19,7 +19,13 @@ from secmon.detection.fields import event_time
 
 EVTX_SUFFIXES = (".evtx",)
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
-HUNTED_SUFFIXES = (*EVTX_SUFFIXES, *JSON_SUFFIXES, ".log")  # what a folder given to ``secmon detect`` is searched for
+CAPTURE_SUFFIXES = (".pcap", ".pcapng")
+HUNTED_SUFFIXES = (
+    *EVTX_SUFFIXES,
+    *JSON_SUFFIXES,
+    *CAPTURE_SUFFIXES,
+    ".log",
+)  # what a folder given to ``secmon detect`` is searched for
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,15 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
         on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
         for record in read_evtx(path, on_failure=on_failure):
             yield SourcedEvent(str(path), record.record_id, None, normalize_evtx(record.event, path=str(path)))
+        return
+    if suffix in CAPTURE_SUFFIXES:
+        from collectors.transforms.packets import CaptureError, packets_to_events, read_capture
+
+        try:
+            for number, event in enumerate(packets_to_events(read_capture(path)), 1):
+                yield SourcedEvent(str(path), None, number, event)  # "line": the event's order in the capture
+        except CaptureError as exc:
+            failures.append(str(exc))
         return
     fmt = "beats" if suffix in JSON_SUFFIXES else "auto"
     with path.open("rb") as handle:

@@ -124,26 +124,42 @@ class Pipeline:
         self.telemetry.sent.labels(context.component).inc(count)
         self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
 
+    async def submit_events(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> None:
+        """Like :meth:`submit` for events already in ECS (the packet decoder's), with their keys."""
+        await self.buffer.append(self.process_events(events, keys, context))
+        self._sent(context, len(events))
+
     def process(self, records: Sequence[Record], context: SourceContext) -> list[bytes]:
         """Normalize, enrich and run the stages; returns the buffer frames of the documents."""
         self.telemetry.received.labels(context.component).inc(len(records))
-        ingested = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        events = [self._event(record, context, ingested) for record in records]
+        ingested = _iso(time.time())
+        events = [self._stamp(self._normalize(record, context), context, ingested) for record in records]
+        return self._frames(events, [record.key for record in records], context)
+
+    def process_events(
+        self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext
+    ) -> list[bytes]:
+        """Enrich ECS events and run the stages; returns the buffer frames of the documents."""
+        self.telemetry.received.labels(context.component).inc(len(events))
+        ingested = _iso(time.time())
+        return self._frames([self._stamp(event, context, ingested) for event in events], keys, context)
+
+    def _frames(self, events: list[Event], keys: Sequence[str | None], context: SourceContext) -> list[bytes]:
         docs = [
             Document(
                 self.names.events(event["event"].get("dataset")),
-                self._document_id(record, context),
+                self._document_id(key, context),
                 event,
                 component=context.component,
             )
-            for record, event in zip(records, events, strict=True)
+            for key, event in zip(keys, events, strict=True)
         ]
         events_only = docs[:]
         for stage in self.stages:
             docs.extend(stage(events_only))
         return [_encode(doc) for doc in docs]
 
-    def _event(self, record: Record, context: SourceContext, ingested: str) -> Event:
+    def _normalize(self, record: Record, context: SourceContext) -> Event:
         try:
             event = normalize(record, context.format)
         except Exception as exc:  # a parser bug must cost one event's fields, never the event
@@ -153,6 +169,10 @@ class Pipeline:
             event["@timestamp"] = _iso(record.received or time.time())
         if PARSE_FAILURE_TAG in event.get("tags", ()):
             self.telemetry.errors.labels(context.component, "parse").inc()
+        return event
+
+    def _stamp(self, event: Event, context: SourceContext, ingested: str) -> Event:
+        """What every event gets, whatever made it: ingest time, dataset, agency."""
         meta = event.setdefault("event", {})
         meta["ingested"] = ingested
         if context.dataset:
@@ -164,9 +184,9 @@ class Pipeline:
                 set_field(event, "organization.name", context.agency.name)
         return event
 
-    def _document_id(self, record: Record, context: SourceContext) -> str:
-        if record.key is not None:
-            return document_id(context.component, record.key)
+    def _document_id(self, key: str | None, context: SourceContext) -> str:
+        if key is not None:
+            return document_id(context.component, key)
         self._sequence += 1
         return document_id(self._id_prefix, self._sequence)
 

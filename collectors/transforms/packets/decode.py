@@ -20,6 +20,7 @@ from socket import AF_INET6, inet_ntoa, inet_ntop
 from struct import Struct
 
 from collectors.transforms.packets.arp import ArpPacket, parse_arp
+from secmon.errors import IngestError
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -90,7 +91,7 @@ class DecodeStats:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-class CaptureError(Exception):
+class CaptureError(IngestError):
     """A capture file that cannot be read to its end: which file, where, and why."""
 
     def __init__(self, path: str, reason: str) -> None:

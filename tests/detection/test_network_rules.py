@@ -1,0 +1,50 @@
+"""secmon's network detections over real captures: a port scan, DNS tunnels, and quiet traffic that must stay quiet."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from collectors.transforms.packets import packets_to_events, read_capture
+from secmon.config import SHIPPED_RULES_DIR
+from secmon.detection.correlation import CorrelationEngine
+from secmon.detection.detector import Detector, load_detector
+
+PCAP = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "pcap"
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return load_detector([SHIPPED_RULES_DIR])
+
+
+def alerts_of(detector: Detector, capture: Path) -> collections.Counter[str]:
+    detector.correlation = CorrelationEngine(detector.ruleset.correlations)  # fresh windows for each capture
+    found: collections.Counter[str] = collections.Counter()
+    for number, event in enumerate(packets_to_events(read_capture(capture))):
+        detection = detector.detect(event, str(number))
+        found.update(rule.title for rule in detection.rules)
+        found.update(hit.rule.title for hit in detection.correlations)
+    return found
+
+
+def test_a_syn_scan_is_one_port_scan_alert(detector: Detector) -> None:
+    # nDPI's synscan: one host probes ~1,000 ports of another.
+    found = alerts_of(detector, PCAP / "ndpi" / "synscan.pcap")
+    assert found == {"TCP Port Scan": 1}  # the flows themselves are evidence, not alerts
+
+
+@pytest.mark.parametrize("capture", ["ndpi/dns-tunnel-iodine.pcap", "dns/dns__bug-1158/input.pcap"])
+def test_dns_tunnels_raise_the_tunnelling_alert(detector: Detector, capture: str) -> None:
+    found = alerts_of(detector, PCAP / capture)
+    assert found["Possible DNS Tunnelling"] == 1
+
+
+@pytest.mark.parametrize(
+    "capture", ["zeek/http__cooper-grill-dvwa.pcapng", "dns/dns__dns-tcp-www-google-com/dns.pcap", "ndpi/xss.pcap"]
+)
+def test_ordinary_traffic_raises_no_network_alert(detector: Detector, capture: str) -> None:
+    found = alerts_of(detector, PCAP / capture)
+    assert not found["TCP Port Scan"] and not found["Possible DNS Tunnelling"]
