@@ -59,3 +59,35 @@ def test_every_log_and_evtx_file_goes_in_and_a_second_import_stores_nothing_twic
     again = run("evtx", str(DATASETS / "evtx"))
     assert again == [3978, 0, 0, 3978, 0, 0, 0]  # all already stored, no new alert
     assert stored_count(url, names.events_pattern) == lines + 3978
+
+
+def test_pcap_import_stores_every_event_once_and_keeps_a_damaged_capture_s_events(
+    es_settings: ElasticsearchSettings, tmp_path: Path
+) -> None:
+    url = es_settings.url or f"http://{es_settings.local.host}:{es_settings.local.port}"
+    names = IndexNames(f"{es_settings.index_prefix}-pcap")  # its own prefix: exact counts
+    config = tmp_path / "secmon.yml"
+    config.write_text(f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\nstate_dir: {tmp_path}\n")
+    scan = DATASETS / "pcap" / "ndpi" / "synscan.pcap"
+    damaged = tmp_path / "damaged.pcap"
+    damaged.write_bytes(scan.read_bytes()[:30_000])  # cut in the middle of a packet record
+
+    def run(*args: str) -> tuple[list[int], str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "secmon", "--config", str(config), "import", "pcap", *args],
+            capture_output=True, text=True, timeout=600, check=False, env={"COLUMNS": "200", "PATH": ""},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return summary_row(result.stdout), result.stdout
+
+    (read, failed_to_parse, stored, duplicates, dead_lettered, failed, alerts), output = run(
+        str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged)
+    )
+    assert read > 0 and (failed_to_parse, stored, duplicates, dead_lettered, failed) == (0, read, 0, 0, 0)
+    assert alerts == 2  # DNS tunnelling (iodine) and the port scan in the damaged capture's first part
+    assert "damaged capture" in output and "damaged.pcap" in output
+    assert stored_count(url, names.events_pattern) == read
+
+    again, _ = run(str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged))
+    assert again == [read, 0, 0, read, 0, 0, 0]  # the same events, already stored; no new alert
+    assert stored_count(url, names.events_pattern) == read
