@@ -89,4 +89,27 @@ class HttpSourceSettings(_SourceSettings):
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
 
 
-SourceSettings = Annotated[SyslogSourceSettings | FileSourceSettings | HttpSourceSettings, Field(discriminator="type")]
+class CaptureSourceSettings(_SourceSettings):
+    """Live packet capture on one interface (AF_PACKET): flow, DNS, HTTP, TLS, ICMP and ARP events.
+
+    Needs root or CAP_NET_RAW; a BPF filter needs libpcap (Debian: libpcap0.8) to compile it.
+    """
+
+    type: Literal["capture"] = "capture"
+    interface: str = Field(..., description="Interface to capture on, e.g. eth0.")
+    bpf_filter: str | None = Field(None, description="Capture only what this BPF expression selects ('not port 22').")
+    snaplen: int = Field(65535, ge=64, le=262144, description="Bytes kept of each packet.")
+    promiscuous: bool = Field(True, description="Capture traffic not addressed to this host too.")
+    idle_timeout: float = Field(60.0, gt=0, description="Seconds without a packet after which a flow is reported.")
+    active_timeout: float = Field(
+        1800.0, gt=0, description="Seconds after which a long flow is reported, then restarted."
+    )
+    flush_interval: float = Field(1.0, gt=0, description="Seconds between hand-overs of packets to the pipeline.")
+    max_queue_packets: int = Field(
+        200_000, ge=1000, description="Packets waiting for the pipeline at most; more are dropped and counted."
+    )
+
+
+SourceSettings = Annotated[
+    SyslogSourceSettings | FileSourceSettings | HttpSourceSettings | CaptureSourceSettings, Field(discriminator="type")
+]

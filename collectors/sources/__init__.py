@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from collectors.config import FileSourceSettings, HttpSourceSettings, SourceSettings, SyslogSourceSettings
+from collectors.config import (
+    CaptureSourceSettings,
+    FileSourceSettings,
+    HttpSourceSettings,
+    SourceSettings,
+    SyslogSourceSettings,
+)
 from secmon.auth import KeyStore
 from secmon.pipeline.pipeline import Pipeline
 
@@ -34,4 +40,8 @@ def build_source(
         from collectors.sources.http import HttpSource
 
         return HttpSource(component, settings, pipeline, keys)
+    if isinstance(settings, CaptureSourceSettings):
+        from collectors.sources.capture import CaptureSource
+
+        return CaptureSource(component, settings, pipeline)
     raise TypeError(f"no source for {type(settings).__name__}")

@@ -58,7 +58,7 @@ def detect(
     )
     if show_problems:
         for problem in problems:
-            errors.print(f"  {problem}", highlight=False, markup=False)
+            errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     stats = HuntStats()
     findings = hunt(detector, paths, stats)
     if output is OutputFormat.jsonl:

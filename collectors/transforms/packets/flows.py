@@ -114,7 +114,7 @@ class FlowTable:
         if self._next_sweep is None:
             self._next_sweep = ts + self.sweep_interval
         elif ts >= self._next_sweep:
-            self._sweep(ts)
+            self.sweep(ts)
         src, dst, sport, dport = packet.src, packet.dst, packet.sport, packet.dport
         proto = packet.proto
         icmp = proto in (PROTO_ICMP, PROTO_ICMPV6)
@@ -141,7 +141,8 @@ class FlowTable:
         flow.end = max(flow.end, ts)
         return flow
 
-    def _sweep(self, now: float) -> None:
+    def sweep(self, now: float) -> None:
+        """Move the flows idle since before ``now - idle_timeout`` to :attr:`expired`."""
         self._next_sweep = now + self.sweep_interval
         limit = now - self.idle_timeout
         stale = [key for key, flow in self.flows.items() if flow.end < limit]

@@ -89,6 +89,11 @@ class PacketProcessor:
             events.extend(self._end(self.flows.take_expired()))
         return events
 
+    def expire(self, now: float) -> list[Event]:
+        """The flows idle for longer than the idle timeout at ``now`` (a live capture's wall clock)."""
+        self.flows.sweep(now)
+        return self._end(self.flows.take_expired())
+
     def flush(self) -> list[Event]:
         """End every open flow: the events still waiting and the flow events."""
         return self._end(self.flows.flush())
