@@ -48,3 +48,18 @@ def test_dns_tunnels_raise_the_tunnelling_alert(detector: Detector, capture: str
 def test_ordinary_traffic_raises_no_network_alert(detector: Detector, capture: str) -> None:
     found = alerts_of(detector, PCAP / capture)
     assert not found["TCP Port Scan"] and not found["Possible DNS Tunnelling"]
+
+
+def test_an_address_moving_to_another_mac_raises_the_arp_spoofing_alert(detector: Detector, tmp_path: Path) -> None:
+    from scapy.all import ARP, Ether, wrpcap
+
+    def reply(mac: str, at: int) -> Ether:
+        frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+            op=2, hwsrc=mac, psrc="192.168.7.1", hwdst="ff:ff:ff:ff:ff:ff", pdst="192.168.7.255"
+        )
+        frame.time = 1_700_000_000 + at
+        return frame
+
+    capture = tmp_path / "arp.pcap"
+    wrpcap(str(capture), [reply("02:00:00:00:00:01", 0), reply("02:00:00:00:00:01", 1), reply("02:00:00:00:00:66", 2)])
+    assert alerts_of(detector, capture) == {"ARP Binding Changed - Possible ARP Spoofing": 1}
