@@ -227,3 +227,91 @@ def latency(
     )
     console.print(table)
     console.print("[dim]syslog line over TCP → parse → detect → disk buffer → bulk write → alert searchable[/]")
+
+
+@app.command()
+def pcap(
+    file: Annotated[
+        Path | None, typer.Argument(help="pcap or pcapng file; default: one built from the datasets' captures.")
+    ] = None,
+    packets: Annotated[
+        int, typer.Option("--packets", "-n", min=1, help="Frames in the capture built when no FILE is given.")
+    ] = 200_000,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed runs of each; the median is reported.")] = 3,
+) -> None:
+    """Decode a capture into flow, DNS, HTTP and TLS events: packets/s and events/s, beside Suricata on one thread."""
+    import tempfile
+
+    from rich.markup import escape
+
+    from secmon.bench.pcap import bench_pcap, build_bench_capture
+
+    with tempfile.TemporaryDirectory(prefix="secmon-bench-pcap-") as tmp:
+        if file is None:
+            with console.status(f"Building a capture of {packets:,} packets from the datasets …"):
+                built = build_bench_capture(Path(tmp) / "bench.pcap", packets)
+            console.print(f"[bold]capture[/]: {escape(built.describe())}", highlight=False)
+            file = built.path
+        with console.status(f"Decoding {file.name} {repeat}× with secmon, then {repeat + 1}× with Suricata …"):
+            result = bench_pcap(file, repeat)
+    ours, theirs = result.secmon, result.suricata
+    table = Table(
+        "decoder", "packets", "events", "seconds", "packets/s", "events/s", title=f"secmon bench pcap: {file}"
+    )
+    table.add_row(
+        "secmon (read + decode)",
+        f"{ours.packets:,}",
+        f"{ours.total_events:,}",
+        f"{ours.read_seconds:.3f}",
+        f"{ours.packets_per_second:,.0f}",
+        f"{ours.events_per_second:,.0f}",
+    )
+    table.add_row(
+        "secmon (decode, frames in memory)",
+        f"{ours.packets:,}",
+        f"{ours.total_events:,}",
+        f"{ours.process_seconds:.3f}",
+        f"{ours.process_packets_per_second:,.0f}",
+        f"{ours.process_events_per_second:,.0f}",
+    )
+    if theirs is not None:
+        table.add_row(
+            f"Suricata {theirs.version} (process)",
+            f"{theirs.packets:,}",
+            f"{theirs.total_events:,}",
+            f"{theirs.seconds:.3f}",
+            f"{theirs.packets_per_second:,.0f}",
+            f"{theirs.events_per_second:,.0f}",
+        )
+        working = theirs.working_seconds
+        if working is not None:
+            table.add_row(
+                "Suricata, less start-up",
+                f"{theirs.packets:,}",
+                f"{theirs.total_events:,}",
+                f"{working:.3f}",
+                f"{theirs.packets / working:,.0f}",
+                f"{theirs.total_events / working:,.0f}",
+            )
+    console.print(table)
+    console.print(f"secmon events: {', '.join(f'{k} {v:,}' for k, v in sorted(ours.events.items()))}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
+    if theirs is None:
+        console.print(f"[yellow]Suricata not measured:[/] {escape(result.suricata_problem or '')}", highlight=False)
+        return
+    console.print(
+        f"Suricata events: {', '.join(f'{k} {v:,}' for k, v in sorted(theirs.events.items()))}", highlight=False
+    )
+    if theirs.startup_seconds is not None:
+        console.print(f"Suricata start-up and shut-down (one-packet capture): {theirs.startup_seconds:.3f}s")
+    console.print(
+        f"Suricata CPU time (user + system): {theirs.cpu_seconds:.3f}s for {theirs.seconds:.3f}s of wall time"
+    )
+    console.print(f"[dim]Suricata: {escape(theirs.command)}, eve.json with flow, dns, http, tls[/]", highlight=False)
+    if result.ratio is not None:
+        console.print(f"packets/s, secmon (read + decode) / Suricata (process): [bold]{result.ratio:.2f}×[/]")
+    if result.working_ratio is not None:
+        console.print(
+            f"packets/s, secmon (read + decode) / Suricata less start-up: [bold]{result.working_ratio:.2f}×[/]"
+        )
