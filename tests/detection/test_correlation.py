@@ -402,7 +402,7 @@ def auth_log(extra: Sequence[str] = ()) -> Iterator[tuple[dict[str, Any], float]
 
 @pytest.fixture(scope="module")
 def shipped() -> list[Path]:
-    return [RULES_DIR / "linux", RULES_DIR / "correlations"]
+    return [RULES_DIR]  # everything secmon ships, as the service loads it
 
 
 def test_shipped_rules_load(shipped: list[Path]) -> None:
@@ -412,10 +412,14 @@ def test_shipped_rules_load(shipped: list[Path]) -> None:
         "SSH Brute Force",
         "SSH Password Spraying or User Enumeration",
         "SSH Brute Force Followed by a Successful Login",
+        "TCP Port Scan",
+        "Possible DNS Tunnelling",
     }
-    assert {r.name for r in loaded.rules if r.id in loaded.engine.silent_rule_ids} == {
-        "ssh_failed_login",
-        "ssh_successful_login",
+    assert {r.title for r in loaded.rules if r.id in loaded.engine.silent_rule_ids} == {
+        "SSH Failed Login",
+        "SSH Successful Login",
+        "TCP Connection Attempt",
+        "DNS Query With a Long Random-Looking Label",
     }
 
 
