@@ -121,6 +121,8 @@ class HttpParser:
             return None
         method, target = parts[0], parts[1]
         version = parts[2][5:] if len(parts) > 2 and parts[2].startswith("HTTP/") else None
+        if version == "2.0":
+            return None  # the HTTP/2 preface (PRI * HTTP/2.0) after an h2c upgrade: not HTTP/1 any more
         length = _length(headers)
         url: dict[str, Any] = {"original": target}
         try:
