@@ -91,6 +91,21 @@ class Flow:
     flags: int = 0
     vlan: int | None = None
     app: Any = None  # set by the application layer (per-direction buffers, parser)
+    # Computed once per flow, not per event: the addresses as text, and the (direction-free) Community ID.
+    addresses: tuple[str, str] | None = None
+    community: str | None = None
+
+    def address_texts(self) -> tuple[str, str]:
+        """The initiator's and the responder's address as text."""
+        if self.addresses is None:
+            self.addresses = (ip_text(self.src), ip_text(self.dst))
+        return self.addresses
+
+    def community_id(self) -> str:
+        """The flow's Community ID v1 (the same both ways, so one per flow)."""
+        if self.community is None:
+            self.community = community_id(self.src, self.sport, self.dst, self.dport, self.proto)
+        return self.community
 
     def direction(self, packet: Packet) -> int:
         """0 when ``packet`` goes initiator → responder, 1 the other way."""
@@ -172,7 +187,7 @@ def flow_event(flow: Flow) -> Event:
         "type": "ipv4" if len(flow.src) == 4 else "ipv6",
         "bytes": octets[0] + octets[1],
         "packets": packets[0] + packets[1],
-        "community_id": community_id(flow.src, flow.sport, flow.dst, flow.dport, flow.proto),
+        "community_id": flow.community_id(),
     }
     if flow.vlan is not None:
         network["vlan"] = {"id": str(flow.vlan)}

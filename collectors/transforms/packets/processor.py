@@ -161,15 +161,19 @@ def _address(event: Event, packet: Packet | None, flow: Flow) -> Event:
     else:
         src, sport, dst, dport, ts = flow.src, flow.sport, flow.dst, flow.dport, flow.end
     event["@timestamp"] = iso(ts)
+    network = event.setdefault("network", {})
+    network["transport"] = TRANSPORTS.get(flow.proto, str(flow.proto))
     if flow.proto in (PROTO_TCP, PROTO_UDP):
-        event["source"] = {"ip": ip_text(src), "port": sport}
-        event["destination"] = {"ip": ip_text(dst), "port": dport}
+        initiator, responder = flow.address_texts()
+        if src != flow.src or sport != flow.sport:
+            initiator, responder = responder, initiator
+        event["source"] = {"ip": initiator, "port": sport}
+        event["destination"] = {"ip": responder, "port": dport}
+        network["community_id"] = flow.community_id()  # direction-free: one per flow
     else:
         event["source"] = {"ip": ip_text(src)}
         event["destination"] = {"ip": ip_text(dst)}
-    network = event.setdefault("network", {})
-    network["transport"] = TRANSPORTS.get(flow.proto, str(flow.proto))
-    network["community_id"] = community_id(src, sport, dst, dport, flow.proto)
+        network["community_id"] = community_id(src, sport, dst, dport, flow.proto)
     return event
 
 
