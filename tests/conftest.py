@@ -48,6 +48,10 @@ def es_settings(local_node_settings: LocalNodeSettings) -> Iterator[Elasticsearc
 async def es(es_settings: ElasticsearchSettings) -> AsyncIterator[AsyncElasticsearch]:
     """A client of the test cluster, with secmon's templates installed under the session prefix."""
     client = connect(es_settings)
+    if not os.environ.get("SECMON_TEST_ES_URL"):
+        # Sessions that reuse a running test node leave their data streams (this distribution
+        # cannot delete them); room for many sessions before the node's default 1,000 shards.
+        await client.cluster.put_settings(persistent={"cluster.max_shards_per_node": 20_000})
     await install_templates(client, es_settings)
     yield client
     await client.close()
