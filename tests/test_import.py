@@ -26,23 +26,34 @@ def stored_count(url: str, pattern: str) -> int:
         return int(json.load(response)["count"])
 
 
+def import_config(es_settings: ElasticsearchSettings, tmp_path: Path, suffix: str) -> tuple[str, IndexNames, Path]:
+    """The cluster URL, an index prefix of the test's own (exact counts) and a config file using them."""
+    url = es_settings.url or f"http://{es_settings.local.host}:{es_settings.local.port}"
+    names = IndexNames(f"{es_settings.index_prefix}-{suffix}")
+    config = tmp_path / "secmon.yml"
+    config.write_text(f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\nstate_dir: {tmp_path}\n")
+    return url, names, config
+
+
+def run_import(config: Path, *args: str) -> tuple[list[int], str]:
+    """``secmon import ARGS`` as a user runs it: its summary row and everything it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "secmon", "--config", str(config), "import", *args],
+        capture_output=True, text=True, timeout=600, check=False, env={"COLUMNS": "200", "PATH": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return summary_row(result.stdout), result.stdout
+
+
 def test_every_log_and_evtx_file_goes_in_and_a_second_import_stores_nothing_twice(
     es_settings: ElasticsearchSettings, tmp_path: Path
 ) -> None:
-    url = es_settings.url or f"http://{es_settings.local.host}:{es_settings.local.port}"
-    names = IndexNames(f"{es_settings.index_prefix}-import")  # its own prefix: exact counts
-    config = tmp_path / "secmon.yml"
-    config.write_text(f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\nstate_dir: {tmp_path}\n")
+    url, names, config = import_config(es_settings, tmp_path, "import")
     logs = sorted(str(p) for p in (DATASETS / "logs").glob("*.log"))
     lines = sum(1 for path in logs for line in Path(path).read_bytes().splitlines() if line.strip())
 
     def run(*args: str) -> list[int]:
-        result = subprocess.run(
-            [sys.executable, "-m", "secmon", "--config", str(config), "import", *args],
-            capture_output=True, text=True, timeout=600, check=False, env={"COLUMNS": "200", "PATH": ""},
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        return summary_row(result.stdout)
+        return run_import(config, *args)[0]
 
     read, failed_to_parse, stored, duplicates, dead_lettered, failed, alerts = run("logs", *logs)
     assert read == lines
@@ -64,21 +75,13 @@ def test_every_log_and_evtx_file_goes_in_and_a_second_import_stores_nothing_twic
 def test_pcap_import_stores_every_event_once_and_keeps_a_damaged_capture_s_events(
     es_settings: ElasticsearchSettings, tmp_path: Path
 ) -> None:
-    url = es_settings.url or f"http://{es_settings.local.host}:{es_settings.local.port}"
-    names = IndexNames(f"{es_settings.index_prefix}-pcap")  # its own prefix: exact counts
-    config = tmp_path / "secmon.yml"
-    config.write_text(f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\nstate_dir: {tmp_path}\n")
+    url, names, config = import_config(es_settings, tmp_path, "pcap")
     scan = DATASETS / "pcap" / "ndpi" / "synscan.pcap"
     damaged = tmp_path / "damaged.pcap"
     damaged.write_bytes(scan.read_bytes()[:30_000])  # cut in the middle of a packet record
 
     def run(*args: str) -> tuple[list[int], str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "secmon", "--config", str(config), "import", "pcap", *args],
-            capture_output=True, text=True, timeout=600, check=False, env={"COLUMNS": "200", "PATH": ""},
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        return summary_row(result.stdout), result.stdout
+        return run_import(config, "pcap", *args)
 
     (read, failed_to_parse, stored, duplicates, dead_lettered, failed, alerts), output = run(
         str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged)
