@@ -201,6 +201,23 @@ class DetectionSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """The HTTP API analysts, rule authors and agencies use (alerts, rules, events)."""
+
+    enabled: bool = Field(True, description="Serve the API inside secmon up.")
+    address: str = Field(
+        "127.0.0.1:8000", pattern=r"^.+:\d+$", description="host:port to listen on (0.0.0.0 to serve other hosts)."
+    )
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest request body (a rule upload, a bulk triage); larger is answered 413."
+    )
+    agency_reads_alerts: bool = Field(
+        False, description="Agency keys may also list and read their own agencies' alerts (never change them)."
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS instead of HTTP.")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+
+
 class Settings(_Section):
     """The whole configuration of one secmon instance."""
 
@@ -210,6 +227,7 @@ class Settings(_Section):
     buffer: BufferSettings = Field(default_factory=BufferSettings)  # type: ignore[arg-type]
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
+    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
         description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file, http).",

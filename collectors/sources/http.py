@@ -35,13 +35,10 @@ secmon normalizes events itself. ``pipeline`` and ``filter_path`` parameters are
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import binascii
 import contextlib
 import itertools
 import secrets
-import socket
 import time
 import uuid
 import zlib
@@ -51,7 +48,6 @@ from enum import Enum
 from typing import Annotated, Any, cast
 
 import orjson
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
@@ -63,11 +59,11 @@ from collectors.config import HttpSourceSettings
 from collectors.event import Event, Record
 from collectors.transforms.normalize import FORMATS
 from secmon import __version__
-from secmon.auth import ApiKey, KeyStore, KeyStoreUnavailable, Role
-from secmon.auth.keys import SECRET_PREFIX
+from secmon.auth import ApiKey, KeyStore, KeyStoreUnavailable, Role, presented_secret
 from secmon.errors import IngestError
 from secmon.log import get_logger
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
+from secmon.serving import AsgiServer
 
 log = get_logger(__name__)
 
@@ -225,36 +221,6 @@ def _line_at(body: bytes, offset: int) -> int:
 
 
 # -- authentication --------------------------------------------------------------------------
-
-
-def presented_secret(authorization: str) -> str | None:
-    """The secret in an Authorization header, in any form log shippers send it.
-
-    ``ApiKey <secret>``, ``ApiKey base64(<id>:<secret>)`` (Beats' ``api_key: "id:key"``,
-    Elasticsearch clients' ``api_key=(id, key)``), ``Bearer <secret>``, and ``Basic`` with any
-    user name and the secret as password.
-    """
-    scheme, _, credentials = authorization.strip().partition(" ")
-    scheme, credentials = scheme.lower(), credentials.strip()
-    if scheme == "bearer" or (scheme == "apikey" and credentials.startswith(f"{SECRET_PREFIX}_")):
-        return credentials
-    if scheme in ("apikey", "basic"):
-        decoded = _base64(credentials)
-        if decoded is not None and ":" in decoded:
-            return decoded.partition(":")[2]
-    return None
-
-
-def _base64(text: str) -> str | None:
-    """Standard or URL-safe base64, padded or not, decoded to text; None if it is not that."""
-    standard = text.translate(_URLSAFE_TO_STANDARD) + "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(standard, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-
-
-_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
 # -- the work behind the routes ----------------------------------------------------------------
@@ -810,73 +776,28 @@ class ElasticsearchProductHeader:
 
 
 class HttpSource:
-    """Serves :func:`create_ingest_app` on ``settings.address`` with uvicorn, in the running event loop."""
+    """Serves :func:`create_ingest_app` on ``settings.address``, in the running event loop."""
 
     def __init__(self, component: str, settings: HttpSourceSettings, pipeline: Pipeline, keys: KeyStore) -> None:
         self.component = component
         self.settings = settings
-        self.pipeline = pipeline
-        self.keys = keys
-        self.address: tuple[str, int] | None = None
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server = AsgiServer(
+            create_ingest_app(pipeline, keys, settings, component),
+            settings.address,
+            name=f"http-{component}",
+            tls_cert=settings.tls_cert,
+            tls_key=settings.tls_key,
+        )
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The bound (host, port) once started."""
+        return self._server.address
 
     async def start(self) -> None:
-        """Bind and start serving; ``self.address`` is then the bound (host, port)."""
-        host, _, port = self.settings.address.rpartition(":")
-        host = host.strip("[]")
-        config = uvicorn.Config(
-            create_ingest_app(self.pipeline, self.keys, self.settings, self.component),
-            host=host,
-            port=int(port),
-            log_level="warning",
-            log_config=None,  # keep secmon's logging
-            lifespan="off",
-            timeout_graceful_shutdown=10,
-            ssl_certfile=self.settings.tls_cert,
-            ssl_keyfile=self.settings.tls_key,
-        )
-        config.load()  # a bad certificate fails here, not in the server's task
-        # Bound here so that a taken port raises here; uvicorn itself would exit the process.
-        sock = _listen(host, int(port), config.backlog)
-        self.address = sock.getsockname()[:2]
-        self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http-{self.component}")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises what stopped it
-                raise IngestError(f"source {self.component}: the HTTP server stopped as it started")
-            await asyncio.sleep(0.01)
-        scheme = "https" if self.settings.tls_cert else "http"
-        log.info("Listening.", component=self.component, protocol=scheme, address=self.address)
+        """Bind and start serving."""
+        await self._server.start()
 
     async def stop(self) -> None:
         """Stop accepting; requests under way are answered first (up to 10 s)."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        await self._task
-        self._server = self._task = None
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, without its signal handlers: the service owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        await self._server.stop()

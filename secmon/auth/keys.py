@@ -74,6 +74,12 @@ class ApiKey:
     created: datetime
     revoked: bool = False
 
+    @property
+    def scope(self) -> tuple[str, ...] | None:
+        """The agencies whose data this key reads; None for all (admin keys, and keys with no agency:
+        the monitoring team's)."""
+        return None if self.role is Role.ADMIN or not self.agencies else self.agencies
+
     def covers(self, agency: str) -> bool:
         """True when this key may act for ``agency``: an admin key for any, others for their own."""
         return self.role is Role.ADMIN or agency in self.agencies

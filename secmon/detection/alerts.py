@@ -108,7 +108,12 @@ class AlertBuilder:
             },
             "rule": _rule_fields(rule, "sigma"),
             "tags": list(rule.tags),
-            "event": {"kind": "alert", "ids": list(group.event_ids), "indices": list(group.event_indices)},
+            "event": {
+                "kind": "alert",
+                "severity": severity(rule.level),
+                "ids": list(group.event_ids),
+                "indices": list(group.event_indices),
+            },
         }
         if rule.techniques:
             source["threat"] = {"technique": {"id": list(rule.techniques)}}
@@ -141,7 +146,12 @@ class AlertBuilder:
             },
             "rule": _rule_fields(rule, f"correlation.{rule.type}"),
             "tags": list(rule.tags),
-            "event": {"kind": "alert", "ids": list(hit.event_ids), "indices": [trigger.index]},
+            "event": {
+                "kind": "alert",
+                "severity": severity(rule.level),
+                "ids": list(hit.event_ids),
+                "indices": [trigger.index],
+            },
         }
         techniques = techniques_of(rule.tags)
         if techniques:
@@ -161,6 +171,14 @@ class AlertBuilder:
             "event": {"ids": list(group.event_ids), "indices": list(group.event_indices)},
         }
         return Document(self.alerts_index, alert_id, {"doc": partial}, op="update", component=ALERT_UPDATES_COMPONENT)
+
+
+LEVELS = ("informational", "low", "medium", "high", "critical")  # Sigma's levels, least severe first
+
+
+def severity(level: str | None) -> int:
+    """``event.severity`` of an alert: its rule level's rank (informational 0 … critical 4), for sorting."""
+    return LEVELS.index(level) if level in LEVELS else 0
 
 
 def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:

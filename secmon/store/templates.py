@@ -70,6 +70,8 @@ async def install_templates(client: AsyncElasticsearch, settings: ElasticsearchS
             await client.indices.put_index_template(name=name, body={**body, "_meta": meta})
         if not await client.indices.exists(index=names.alerts):
             await client.indices.create(index=names.alerts)
+        else:  # created by an older secmon: add the fields it lacks (mappings only grow)
+            await client.indices.put_mapping(index=names.alerts, **load_mapping("alerts"))
     except ApiError as exc:
         if _error_type(exc) == "resource_already_exists_exception":
             return  # another secmon instance created the alerts index first

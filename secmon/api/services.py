@@ -1,0 +1,38 @@
+"""What the API's routes work with, built once per process and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elasticsearch import AsyncElasticsearch
+from prometheus_client import CollectorRegistry
+
+from secmon.auth import KeyStore
+from secmon.config import Settings
+from secmon.store.names import IndexNames
+from secmon.triage.audit import AuditLog
+from secmon.triage.events import EventSearch
+from secmon.triage.store import AlertStore
+
+
+@dataclass(slots=True)
+class ApiServices:
+    """The stores behind the routes; ``registries`` are the Prometheus metrics /metrics serves."""
+
+    settings: Settings
+    client: AsyncElasticsearch
+    keys: KeyStore
+    alerts: AlertStore
+    events: EventSearch
+    audit: AuditLog
+    registries: list[CollectorRegistry] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, client: AsyncElasticsearch, keys: KeyStore) -> ApiServices:
+        names = IndexNames(settings.elasticsearch.index_prefix)
+        audit = AuditLog(client, names)
+        return cls(settings, client, keys, AlertStore(client, names, audit), EventSearch(client, names), audit)
+
+    async def prepare(self) -> None:
+        """Create the indices the API writes to (safe at every start)."""
+        await self.audit.ensure_index()
