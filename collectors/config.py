@@ -87,6 +87,13 @@ class HttpSourceSettings(_SourceSettings):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS instead of HTTP.")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    rate_limit: float | None = Field(
+        None,
+        gt=0,
+        description="Events per second each API key may send on average (null: no limit); "
+        "more is answered 429 with Retry-After, which Beats, Vector and Fluent Bit honour.",
+    )
+    rate_burst: float = Field(10.0, gt=0, description="Seconds of rate_limit a key may send at once.")
 
 
 class CaptureSourceSettings(_SourceSettings):

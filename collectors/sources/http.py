@@ -60,6 +60,7 @@ from collectors.event import Event, Record
 from collectors.transforms.normalize import FORMATS
 from secmon import __version__
 from secmon.auth import ApiKey, KeyStore, KeyStoreUnavailable, Role, presented_secret
+from secmon.auth.limits import KeyRateLimiter, retry_after
 from secmon.errors import IngestError
 from secmon.log import get_logger
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
@@ -75,6 +76,8 @@ BULK_FORMAT = "beats"
 _INGEST_ROLES = frozenset({Role.AGENCY, Role.ADMIN})
 _BULK_OPS = frozenset({"index", "create", "delete", "update"})
 _SHARDS = {"total": 1, "successful": 1, "failed": 0}
+# What Elasticsearch itself answers with these statuses; shippers retry a 429 after backing off.
+_ES_ERROR_TYPES = {401: "security_exception", 403: "security_exception", 429: "es_rejected_execution_exception"}
 
 
 # -- problems --------------------------------------------------------------------------------
@@ -89,6 +92,7 @@ class ProblemType(Enum):
     UNKNOWN_FORMAT = (404, "No such format")
     METHOD_NOT_ALLOWED = (405, "Method not allowed here")
     BODY_TOO_LARGE = (413, "The request body is too large")
+    TOO_MANY_EVENTS = (429, "This API key sends more events than its rate limit")
     UNSUPPORTED_ENCODING = (415, "The Content-Encoding is not supported")
     BAD_GZIP = (400, "The body is not valid gzip")
     NOT_TEXT = (400, "The body is not UTF-8 text")
@@ -130,7 +134,7 @@ class Problem(IngestError):
         media_type = "application/problem+json"
         if elasticsearch:
             # Their clients cannot parse application/problem+json, and they look for "error".
-            error_type = "security_exception" if self.kind.status in (401, 403) else "illegal_argument_exception"
+            error_type = _ES_ERROR_TYPES.get(self.kind.status, "illegal_argument_exception")
             error = {"type": error_type, "reason": self.detail}
             body["error"] = {"root_cause": [error], **error}
             media_type = "application/json"
@@ -272,6 +276,7 @@ class Ingest:
         self.settings = settings
         self.component = component
         self.formats = known_formats()
+        self.limiter = KeyRateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
         node = uuid.uuid5(uuid.NAMESPACE_URL, f"secmon:{component}").bytes
         self.node_id = base64.urlsafe_b64encode(node).decode().rstrip("=")  # shaped like Elasticsearch's
         self._seq_no = itertools.count()
@@ -529,9 +534,20 @@ async def ingest_key(request: Request, ingest: IngestDep) -> ApiKey:
 IngestKey = Annotated[ApiKey, Depends(ingest_key)]
 
 
-async def request_body(request: Request, ingest: IngestDep) -> bytes:
-    """The request body, within ``max_body_bytes`` before and after gunzip."""
-    return await read_body(request, ingest.settings.max_body_bytes)
+async def request_body(request: Request, ingest: IngestDep, key: IngestKey) -> bytes:
+    """The request body, within ``max_body_bytes`` before and after gunzip, and the key's rate limit."""
+    body = await read_body(request, ingest.settings.max_body_bytes)
+    if ingest.limiter is not None:
+        lines = body.count(b"\n") + (not body.endswith(b"\n"))
+        events = lines // 2 if request.url.path.endswith("/_bulk") else lines  # bulk: an action line per document
+        wait = ingest.limiter.take(key.id, max(1, events))
+        if wait:
+            raise Problem(
+                ProblemType.TOO_MANY_EVENTS,
+                f"key {key.name} may send {ingest.limiter.rate:g} events/s; send again in {wait:.1f} s",
+                {"Retry-After": retry_after(wait)},
+            )
+    return body
 
 
 RequestBody = Annotated[bytes, Depends(request_body)]

@@ -550,3 +550,26 @@ async def test_the_source_serves_https_and_refuses_a_taken_port(env: Env) -> Non
     assert len(await env.events(served)) == 1
     with socket.socket() as probe:
         assert probe.connect_ex(address) != 0  # stopped: nothing listens any more
+
+
+# -- rate limits -----------------------------------------------------------------------------
+
+
+async def test_a_key_over_its_rate_limit_is_answered_429_and_nothing_of_that_request_is_stored(env: Env) -> None:
+    first = [{"message": f"burst {n}"} for n in range(6)]
+    # 0.1 event/s with a 50-second burst: a bucket of 5 events. The first request overdraws it by
+    # one event, which takes 10 s to repay: the next requests find the key in debt.
+    async with serving(env, rate_limit=0.1, rate_burst=50) as served:
+        async with served.http.post(f"{served.url}/ingest", data=ndjson(*first), headers=env.agency_a.header) as ok:
+            assert ok.status == 200
+        over = ndjson({"message": "one too many"})
+        async with served.http.post(f"{served.url}/ingest", data=over, headers=env.agency_a.header) as refused:
+            assert refused.status == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert "0.1 events/s" in (await refused.json())["detail"]
+        bulk = b'{"index":{}}\n' + orjson.dumps({"message": "bulk one too many"}) + b"\n"
+        async with served.http.post(f"{served.url}/_bulk", data=bulk, headers=env.agency_a.beats_header) as refused:
+            assert refused.status == 429
+            assert (await refused.json())["error"]["type"] == "es_rejected_execution_exception"
+    events = await env.events(served)
+    assert sorted(e["message"] for e in events) == sorted(e["message"] for e in first)
