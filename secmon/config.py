@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collectors.config import SourceSettings
 from secmon.errors import ConfigError
+from secmon.notify.config import NotificationSettings
 
 DEFAULT_CONFIG_PATHS = (Path("secmon.yml"), Path("/etc/secmon/secmon.yml"))
 ES_SHORT_ENV = {
@@ -228,6 +229,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)  # type: ignore[arg-type]
     detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
         description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file, http).",

@@ -1,27 +1,15 @@
-"""The unit the bulk writer stores, and how its deterministic id is made."""
+"""The unit the bulk writer stores (its deterministic id comes from :func:`secmon.ids.document_id`)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from secmon.ids import document_id
 
-def document_id(*parts: str | int | bytes) -> str:
-    """A short, deterministic id from the parts that make a document unique.
-
-    The same parts always give the same id, so a replayed event overwrites nothing and
-    duplicates nothing: for a file, its path, inode and offset; for an alert, rule and event id.
-    """
-    digest = hashlib.blake2b(digest_size=15)
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(4, "little"))
-        digest.update(data)
-    return base64.urlsafe_b64encode(digest.digest()).decode("ascii")
+__all__ = ["Document", "Outcome", "document_id"]
 
 
 @dataclass(slots=True)
