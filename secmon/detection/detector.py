@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,24 @@ class Detector:
 
     :meth:`match` says which rules an event matches; :meth:`detect` also runs the correlation
     rules (whose windows live in this object) and leaves out what must not alert on its own.
+    ``silenced`` are rule ids that are matched only for correlations, never alerted on (disabled
+    rules an enabled correlation still refers to).
     """
 
-    def __init__(self, ruleset: RuleSet, logsources: LogsourceMap, stats: LoadStats | None = None) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        logsources: LogsourceMap,
+        stats: LoadStats | None = None,
+        *,
+        silenced: frozenset[str] = frozenset(),
+    ) -> None:
         self.ruleset = ruleset
         self.logsources = logsources
         self.engine = Engine(ruleset.rules, logsources)
         self.correlation = CorrelationEngine(ruleset.correlations)
         self.stats = stats or LoadStats(0.0, from_cache=False)
+        self.silenced = silenced
 
     def detect(self, event: Mapping[str, Any], event_id: str) -> Detection:
         """The alerting rules ``event`` matches and the correlations it completes."""
@@ -53,7 +63,7 @@ class Detector:
         if not correlation.rules:
             return Detection(matched, [])
         hits = correlation.observe(matched, event, event_id, event_time(event))
-        silent = correlation.silent_rule_ids
+        silent = correlation.silent_rule_ids | self.silenced
         if silent:
             matched = [rule for rule in matched if rule.id not in silent]
             hits = [hit for hit in hits if hit.rule.id not in silent]
@@ -77,10 +87,13 @@ def load_detector(
     placeholders: Mapping[str, Sequence[str]] | None = None,
     cache_dir: Path | None = None,
     rules_dir: Path = RULES_DIR,
+    disabled: Collection[str] = (),
 ) -> Detector:
     """A detector for the rules under ``rule_paths``; ``cache_dir`` makes the next start fast.
 
     ``rules_dir`` holds secmon's logsource table and pipelines (``logsources.yml``, ``pipelines/``).
+    Rules and correlations whose id is in ``disabled`` are not matched (a disabled rule an enabled
+    correlation refers to is matched for it, silently).
     """
     started = time.perf_counter()
     table = rules_dir / "logsources.yml"
@@ -96,6 +109,18 @@ def load_detector(
         return ruleset
 
     ruleset, cached = cached_ruleset(cache_dir, key, build)
-    detector = Detector(ruleset, logsources)
+    ruleset, silenced = without(ruleset, frozenset(disabled))
+    detector = Detector(ruleset, logsources, silenced=silenced)
     detector.stats = LoadStats(time.perf_counter() - started, cached)  # compiling and indexing included
     return detector
+
+
+def without(ruleset: RuleSet, disabled: frozenset[str]) -> tuple[RuleSet, frozenset[str]]:
+    """``ruleset`` less the ``disabled`` ids, and the disabled rules kept for enabled correlations."""
+    if not disabled:
+        return ruleset, frozenset()
+    correlations = [c for c in ruleset.correlations if c.id not in disabled]
+    needed = {ref for c in correlations for ref in c.rule_refs}
+    rules = [r for r in ruleset.rules if r.id not in disabled or r.id in needed]
+    silenced = frozenset(r.id for r in rules if r.id in disabled)
+    return replace(ruleset, rules=rules, correlations=correlations), silenced

@@ -5,16 +5,22 @@ Elasticsearch through the same acknowledged writer, in order, exactly once. Rule
 :meth:`DetectionStage.watch` checks the rule files every ``reload_interval`` seconds and swaps
 in a new detector (built in a thread, so collection never waits for pySigma); a rule set that
 fails to load as a whole keeps the previous one running.
+
+With a ``state_dir``, the rule catalog's files are honoured too (:mod:`secmon.detection.catalog`):
+the uploaded rules are loaded after the configured ones, disabled ids are not matched, and a
+change to either reloads like a change to a rule file.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from secmon.config import DetectionSettings, parse_duration
-from secmon.detection.alerts import AlertBuilder, Trigger
+from secmon.detection.alerts import ALERTS_COMPONENT, AlertBuilder, Trigger
+from secmon.detection.catalog import CatalogFiles
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
@@ -37,20 +43,32 @@ class DetectionStage:
         *,
         cache_dir: Path | None = None,
         telemetry: Telemetry | None = None,
+        catalog: CatalogFiles | None = None,
     ) -> None:
         self.detector = detector
         self.settings = settings
         self.cache_dir = cache_dir
         self.telemetry = telemetry
+        self.catalog = catalog
         self.builder = AlertBuilder(alerts_index, parse_duration(settings.group_window))
+        # Told of each batch's new alerts (not their later updates), e.g. to notify: must not block.
+        self.on_new_alerts: Callable[[list[Mapping[str, Any]]], None] | None = None
         self._key = self._rules_key()
 
     @classmethod
     def load(
-        cls, settings: DetectionSettings, alerts_index: str, *, cache_dir: Path | None, telemetry: Telemetry | None
+        cls,
+        settings: DetectionSettings,
+        alerts_index: str,
+        *,
+        cache_dir: Path | None,
+        telemetry: Telemetry | None,
+        state_dir: Path | None = None,
     ) -> DetectionStage:
-        detector = _load(settings, cache_dir)
-        return cls(detector, alerts_index, settings, cache_dir=cache_dir, telemetry=telemetry)
+        """A stage over the configured rules, and the catalog's under ``state_dir`` when given."""
+        catalog = CatalogFiles(state_dir) if state_dir is not None else None
+        detector = _load(settings, cache_dir, catalog)
+        return cls(detector, alerts_index, settings, cache_dir=cache_dir, telemetry=telemetry, catalog=catalog)
 
     def __call__(self, events: Sequence[Document]) -> list[Document]:
         detector = self.detector  # one rule set for the whole batch, even if a reload lands meanwhile
@@ -73,7 +91,12 @@ class DetectionStage:
                 self.telemetry.hits.labels(rule.level).inc()
             for document in correlated:
                 self.telemetry.hits.labels(document.source["rule"]["level"]).inc()
-        return [*self.builder.alerts(hits), *correlated] if hits or correlated else []
+        if not hits and not correlated:
+            return []
+        alerts = [*self.builder.alerts(hits), *correlated]
+        if self.on_new_alerts is not None:
+            self.on_new_alerts([doc.source for doc in alerts if doc.component == ALERTS_COMPONENT])
+        return alerts
 
     def _rules_key(self) -> tuple[tuple[str, int, int], ...]:
         """The rule and data files with their modification times and sizes: cheap to take every few seconds.
@@ -82,6 +105,8 @@ class DetectionStage:
         comes from the rule cache.
         """
         files = [*rule_files(self.settings.rules), RULES_DIR / "logsources.yml", *default_pipeline_files()]
+        if self.catalog is not None:
+            files += self.catalog.watched()
         stamps = []
         for path in files:
             try:
@@ -97,22 +122,29 @@ class DetectionStage:
             return
         while True:
             await asyncio.sleep(self.settings.reload_interval)
-            key = await asyncio.to_thread(self._rules_key)
-            if key == self._key:
-                continue
-            try:
-                detector = await asyncio.to_thread(_load, self.settings, self.cache_dir)
-            except Exception as exc:  # keep matching with the rules we have
-                log.error("Rule reload failed; keeping the previous rules.", error=repr(exc))
-                continue
-            self._key = key
-            detector.carry_state_from(self.detector)
-            self.detector = detector
-            log.info("Rules reloaded.", rules=len(detector.rules), problems=len(detector.ruleset.problems))
+            await self.reload_if_changed()
+
+    async def reload_if_changed(self) -> bool:
+        """Reload the rules if their files changed since the last load; whether a new rule set runs."""
+        key = await asyncio.to_thread(self._rules_key)
+        if key == self._key:
+            return False
+        try:
+            detector = await asyncio.to_thread(_load, self.settings, self.cache_dir, self.catalog)
+        except Exception as exc:  # keep matching with the rules we have
+            log.error("Rule reload failed; keeping the previous rules.", error=repr(exc))
+            return False
+        self._key = key
+        detector.carry_state_from(self.detector)
+        self.detector = detector
+        log.info("Rules reloaded.", rules=len(detector.rules), problems=len(detector.ruleset.problems))
+        return True
 
 
-def _load(settings: DetectionSettings, cache_dir: Path | None) -> Detector:
-    detector = load_detector(settings.rules, placeholders=settings.placeholders, cache_dir=cache_dir)
+def _load(settings: DetectionSettings, cache_dir: Path | None, catalog: CatalogFiles | None = None) -> Detector:
+    paths = catalog.rule_paths(settings) if catalog is not None else settings.rules
+    disabled = catalog.disabled() if catalog is not None else frozenset()
+    detector = load_detector(paths, placeholders=settings.placeholders, cache_dir=cache_dir, disabled=disabled)
     kinds: dict[str, int] = {}
     for problem in detector.ruleset.problems:
         kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
@@ -121,6 +153,7 @@ def _load(settings: DetectionSettings, cache_dir: Path | None) -> Detector:
     log.info(
         "Rules loaded.",
         rules=len(detector.rules),
+        disabled=len(disabled),
         problems=len(detector.ruleset.problems),
         seconds=round(detector.stats.seconds, 2),
         cached=detector.stats.from_cache,
