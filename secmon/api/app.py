@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from secmon import __version__
 from secmon.api import problems
 from secmon.api.middleware import Guard
-from secmon.api.routes import alerts, events, ops
+from secmon.api.routes import alerts, events, keys, notifications, ops, rules
 from secmon.api.services import ApiServices
 
 DESCRIPTION = """\
@@ -26,7 +26,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.state.services = services
     registry = CollectorRegistry()
     services.registries.append(registry)
-    for router in (ops.router, alerts.router, events.router):
+    for router in (ops.router, alerts.router, events.router, keys.router, notifications.router, rules.router):
         app.include_router(router)
     problems.install(app)
     app.add_middleware(Guard, max_body_bytes=services.settings.api.max_body_bytes, registry=registry)

@@ -7,7 +7,7 @@ to its status here, once, so that handlers never translate errors themselves.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secmon.auth import KeyStoreUnavailable
+from secmon.detection.catalog import CatalogError, RuleConflict, RuleNotFound, RuleRefused
 from secmon.detection.rules import RuleProblem
 from secmon.errors import StoreError
 from secmon.log import get_logger
@@ -72,6 +73,12 @@ def problem_of(exc: Exception, request: Request | None = None) -> Problem:  # no
     """The problem an exception raised while answering ``request`` stands for."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, RuleRefused):
+        return rule_problems(exc.problems)
+    if isinstance(exc, RuleNotFound):
+        return Problem(404, str(exc))
+    if isinstance(exc, RuleConflict):
+        return Problem(409, str(exc))
     if isinstance(exc, AlertNotFound):
         return Problem(404, f"no alert {exc.args[0]} (or not one of your agencies')")
     if isinstance(exc, TriageError):
@@ -120,6 +127,7 @@ def install(app: FastAPI) -> None:
     handled: list[type[Exception]] = [
         Problem,
         AlertNotFound,
+        CatalogError,
         TriageError,
         InvalidQuery,
         RequestValidationError,
@@ -131,9 +139,6 @@ def install(app: FastAPI) -> None:
     ]
     for kind in handled:
         app.add_exception_handler(kind, on_error)
-
-
-Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def _es_reason(exc: ApiError) -> str:

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from secmon.auth import KeyStore
 from secmon.config import Settings
+from secmon.detection.catalog import RuleCatalog
+from secmon.notify import Notifier
 from secmon.store.names import IndexNames
 from secmon.triage.audit import AuditLog
 from secmon.triage.events import EventSearch
@@ -25,13 +27,16 @@ class ApiServices:
     alerts: AlertStore
     events: EventSearch
     audit: AuditLog
+    rules: RuleCatalog
     registries: list[CollectorRegistry] = field(default_factory=list)
+    notifier: Notifier | None = None  # set where notifications run (secmon up, secmon api)
 
     @classmethod
     def build(cls, settings: Settings, client: AsyncElasticsearch, keys: KeyStore) -> ApiServices:
         names = IndexNames(settings.elasticsearch.index_prefix)
         audit = AuditLog(client, names)
-        return cls(settings, client, keys, AlertStore(client, names, audit), EventSearch(client, names), audit)
+        rules = RuleCatalog(settings.detection, settings.state_dir)
+        return cls(settings, client, keys, AlertStore(client, names, audit), EventSearch(client, names), audit, rules)
 
     async def prepare(self) -> None:
         """Create the indices the API writes to (safe at every start)."""

@@ -225,6 +225,7 @@ def _secmon_config(settings: Settings, prefix: str, port: int, state_dir: Path) 
     config["state_dir"] = str(state_dir)
     if "metrics" in config:  # the user's own service may hold the metrics port
         config["metrics"]["address"] = None
+    config["api"] = {**config.get("api", {}), "enabled": False}  # and the API's
     Settings.model_validate(config)  # a mistake here is the benchmark's, so fail before starting
     return config
 

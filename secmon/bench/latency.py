@@ -72,6 +72,7 @@ async def bench_latency(settings: Settings, rate: float, seconds: float) -> Late
         data["sources"] = {"probe": {"type": "syslog", "mode": "tcp", "address": f"127.0.0.1:{port}"}}
         data["state_dir"] = Path(work) / "state"
         data["metrics"]["address"] = None
+        data["api"]["enabled"] = False  # the user's own service may hold the API's port
         run_settings = Settings.model_validate(data)
         names = IndexNames(prefix)
         cleaner = connect(run_settings.elasticsearch, max_retries=0)

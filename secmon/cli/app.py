@@ -11,7 +11,7 @@ from rich.console import Console
 
 from secmon import __version__, log
 from secmon.cli import apikey, bench, detect, es, hunt, imports, rules, status
-from secmon.cli.context import console, load
+from secmon.cli.context import console, ensure_cluster, load
 from secmon.errors import SecmonError
 
 app = typer.Typer(
@@ -62,12 +62,29 @@ def up(ctx: typer.Context) -> None:
 
     def ready(running: Running) -> None:
         console.print(f"[green]secmon is up[/] — Elasticsearch at {cluster_url(settings.elasticsearch)}")
+        if running.api is not None:
+            console.print(f"  API: {running.api.url} (OpenAPI at {running.api.url}/docs)")
         for component, source in running.sources.items():
             address = getattr(source, "address", None) or ""
             console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
         console.print("Ctrl-C stops it.")
 
     asyncio.run(run_service(settings, on_ready=ready))
+
+
+@app.command()
+def api(ctx: typer.Context) -> None:
+    """Serve the API alone (alerts, rules, events), without collectors or detection."""
+    from secmon.service import run_api
+    from secmon.serving import AsgiServer
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+
+    def ready(server: AsgiServer) -> None:
+        console.print(f"[green]secmon API at {server.url}[/] (OpenAPI at {server.url}/docs). Ctrl-C stops it.")
+
+    asyncio.run(run_api(settings, on_ready=ready))
 
 
 @config_app.command("check")

@@ -34,6 +34,11 @@ class IndexNames:
         return f"{self.prefix}-deadletter"
 
     @property
+    def notifications(self) -> str:
+        """The index recording each notification delivery (and failure)."""
+        return f"{self.prefix}-notifications"
+
+    @property
     def all_pattern(self) -> str:
         """Pattern matching every index and data stream secmon owns."""
         return f"{self.prefix}-*"

@@ -23,6 +23,7 @@ from secmon.config import ElasticsearchSettings, Settings
 from secmon.detection.alerts import AlertBuilder, Trigger
 from secmon.detection.detector import load_detector
 from secmon.detection.rules import Rule
+from secmon.notify import Notifier
 from secmon.serving import AsgiServer
 from secmon.store import IndexNames
 
@@ -100,6 +101,7 @@ async def api(
     keys = KeyStore(es, names)
     await keys.ensure_index()
     services = ApiServices.build(settings, es, keys)
+    services.notifier = Notifier(settings.notifications, es, names.notifications)
     await services.prepare()
     server = AsgiServer(create_app(services), "127.0.0.1:0", name="api")
     await server.start()

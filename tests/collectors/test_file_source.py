@@ -174,6 +174,7 @@ def test_a_collector_killed_halfway_through_a_file_stores_every_line_exactly_onc
     config.write_text(
         f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\n"
         f"state_dir: {tmp_path / 'state'}\n"
+        f"api:\n  address: 127.0.0.1:0\n"
         f"sources:\n  files:\n    type: file\n    include: [{log_file}]\n    start_at: beginning\n"
         f"    dataset: {dataset}\n"
     )
