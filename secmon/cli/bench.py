@@ -315,3 +315,70 @@ def pcap(
         console.print(
             f"packets/s, secmon (read + decode) / Suricata less start-up: [bold]{result.working_ratio:.2f}×[/]"
         )
+
+
+@app.command()
+def api(
+    ctx: typer.Context,
+    alerts: Annotated[
+        int, typer.Option("--alerts", "-n", min=100, help="Alerts stored under <prefix>-benchapi (reused when there).")
+    ] = 1_000_000,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Requests per second, open loop, to each of API and Elasticsearch.")
+    ] = 50.0,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to send, to each.")] = 30.0,
+    reload: Annotated[bool, typer.Option("--reload", help="Delete and load the bench alerts again.")] = False,
+) -> None:
+    """p50/p99 of the alert list (with filters), detail and stats at a steady rate, beside raw Elasticsearch."""
+    from secmon.bench.api import MIX, bench_api
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    with console.status(f"Loading or checking {alerts:,} alerts …") as status:
+
+        def progress(text: str) -> None:
+            console.print(f"[dim]{text}[/]", highlight=False)
+            status.update(text)
+
+        result = asyncio.run(bench_api(settings, alerts, rate, seconds, reload=reload, progress=progress))
+    load_ = result.load
+    if load_.reused:
+        console.print(
+            f"reused {load_.alerts:,} alerts and {load_.events:,} events in {result.prefix}-* (--reload to load again)"
+        )
+    else:
+        console.print(
+            f"loaded {load_.alerts:,} alerts and {load_.events:,} events into {result.prefix}-* in {load_.seconds:.0f}s"
+            " (bulk, refresh off, then one refresh; no force-merge)"
+        )
+    console.print(f"alerts index: {load_.segments} segments, {load_.store_bytes / 1e6:,.0f} MB", highlight=False)
+    table = Table(
+        "scenario",
+        "target",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        title=f"secmon bench api: {load_.alerts:,} alerts, {result.rate:g} requests/s for {result.seconds:g}s",
+    )
+    for scenario, _ in MIX:
+        for target in ("api", "elasticsearch"):
+            r = result.result(target, scenario)
+            errors = ", ".join(f"{n}× {what}" for what, n in sorted(r.errors.items()))
+            table.add_row(
+                scenario,
+                target,
+                f"{r.requests:,}",
+                f"{r.error_count:,}" + (f" ({errors})" if errors else ""),
+                f"{r.percentile(50) * 1000:.1f}",
+                f"{r.percentile(90) * 1000:.1f}",
+                f"{r.percentile(99) * 1000:.1f}",
+                f"{r.max * 1000:.1f}",
+            )
+    console.print(table)
+    for scenario, _ in MIX:
+        console.print(f"p99 ratio api / elasticsearch, {scenario}: [bold]{result.p99_ratio(scenario):.2f}×[/]")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]", highlight=False)
