@@ -71,7 +71,9 @@ async def create_key(services: ServicesDep, key: AdminKey, body: KeyIn) -> Creat
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(services: ServicesDep, key: AdminKey, key_id: Annotated[str, Path(max_length=64)]) -> None:
-    """Revoke a key for good."""
+    """Revoke a key for good (not the one making this request: another admin's key does that)."""
+    if key_id == key.id:
+        raise Problem(409, "a key cannot revoke itself; revoke it with another admin key or secmon apikey revoke")
     if not await services.keys.revoke(key_id):
         raise Problem(404, f"no API key {key_id}")
     await services.audit.record(Actor.of(key), "revoke", "apikey", key_id, [FieldChange("revoked", False, True)])
