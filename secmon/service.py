@@ -24,7 +24,7 @@ from secmon.notify import Notifier, register_metrics
 from secmon.pipeline.buffer import DiskBuffer
 from secmon.pipeline.pipeline import Pipeline
 from secmon.pipeline.telemetry import Telemetry
-from secmon.serving import AsgiServer
+from secmon.serving import AsgiServer, freeze_startup_heap
 from secmon.store import (
     BulkWriter,
     IndexNames,
@@ -120,6 +120,8 @@ async def running_service(
                         source = build_source(component, source_settings, pipeline, settings.state_dir, keys)
                         await source.start()
                         sources[component] = source
+                if with_sources:
+                    freeze_startup_heap()
                 yield Running(settings, pipeline, writer, keys, sources, detection, notifier, api)
             finally:
                 for source in sources.values():
@@ -192,6 +194,7 @@ async def run_api(settings: Settings, on_ready: Callable[[AsgiServer], None] | N
             await keys.ensure_index()
             await notifier.ensure_index()
             server = await start_api(settings, client, keys, notifier)
+            freeze_startup_heap()
             if on_ready is not None:
                 on_ready(server)
             try:

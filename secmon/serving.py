@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,14 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def freeze_startup_heap() -> None:
+    """Exclude everything allocated so far (rules, indexes, modules) from garbage collection scans.
+
+    A full collection otherwise walks every long-lived object of a started service and pauses
+    the event loop for tens of milliseconds, which is what requests see as their worst latency.
+    Call once, when startup is done.
+    """
+    gc.collect()
+    gc.freeze()

@@ -21,7 +21,9 @@ from secmon.auth import ApiKey, Role, presented_secret
 _bearer = HTTPBearer(auto_error=False, description="A secmon API key: secmon apikey create --role ROLE")
 
 
-def get_services(request: Request) -> ApiServices:
+# Dependencies are ``async`` even without I/O: FastAPI runs plain functions in a thread pool,
+# a hand-off per request that costs more than the function itself.
+async def get_services(request: Request) -> ApiServices:
     services: ApiServices = request.app.state.services
     return services
 

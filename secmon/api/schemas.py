@@ -23,6 +23,13 @@ class Note(BaseModel):
     text: str
 
 
+# What AlertSummary reads of a stored alert: the list asks Elasticsearch for these only.
+SUMMARY_FIELDS = ("@timestamp", "alert.id", "alert.status", "alert.resolution", "alert.assignee", "alert.tags",
+                  "alert.count", "alert.first_seen", "alert.last_seen", "alert.updated", "alert.updated_by",
+                  "rule.id", "rule.title", "rule.level", "rule.type", "tags", "threat.technique.id",
+                  "organization.id", "host.name", "user.name", "source.ip")  # fmt: skip
+
+
 class AlertSummary(BaseModel):
     """An alert as the list shows it."""
 

@@ -30,8 +30,9 @@ is the API's overhead: HTTP and auth, validation, the Elasticsearch client, resp
 **Order and caches.** Unmeasured warm-up first: a different plan to both, then the measured plan
 itself to Elasticsearch at four times the rate, so every exact query has been run once before
 either contender is measured (Elasticsearch's request cache keeps ``size: 0`` answers such as
-the stats; without this the contender measured second would find the first one's answers
-cached). Then the API is measured, then Elasticsearch, with the identical plan.
+the stats). Then both are measured at once, interleaved: each call of the plan goes to the API
+and, half a period later, to Elasticsearch, so that merges, GC pauses and noisy neighbours fall
+on both alike (measured one after the other, the same contender differed by 2x between runs).
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ import orjson
 from elasticsearch import AsyncElasticsearch
 
 from secmon.api import ApiServices, create_app
+from secmon.api.schemas import SUMMARY_FIELDS
 from secmon.auth import KeyStore, Role
 from secmon.config import ElasticsearchSettings, Settings
 from secmon.detection.alerts import LEVELS, severity
 from secmon.errors import StoreError
-from secmon.serving import AsgiServer
+from secmon.serving import AsgiServer, freeze_startup_heap
 from secmon.store import IndexNames, connect, document_id, install_templates
 from secmon.store.client import cluster_url
 from secmon.triage.audit import AuditLog
@@ -579,7 +581,7 @@ async def _searches(
     elif scenario == "stats":
         await store.stats(where or AlertFilter(), scope, ["level", "status", "rule", "agency"], "1h")
     else:
-        await store.search(where or AlertFilter(), scope, sort=sort)
+        await store.search(where or AlertFilter(), scope, sort=sort, fields=SUMMARY_FIELDS)  # as GET /alerts does
     return tuple(recorder.searches)
 
 
@@ -667,20 +669,33 @@ def _es_auth(es: ElasticsearchSettings) -> dict[str, str]:
     return {}
 
 
-def drive(target: _Target, plan: Sequence[Call], rate: float) -> list[tuple[str, float | None, str | None]]:
-    """Send ``plan`` open-loop at ``rate``/s (run in its own process): per call its scenario, latency, error."""
-    return asyncio.run(_drive(target, plan, rate))
+Outcome = tuple[str, float | None, str | None]  # scenario, latency (None when it failed), error
 
 
-async def _drive(target: _Target, plan: Sequence[Call], rate: float) -> list[tuple[str, float | None, str | None]]:
+def drive(targets: list[_Target], plan: Sequence[Call], rate: float) -> list[list[Outcome]]:
+    """Send ``plan`` open-loop at ``rate``/s to each target (run in its own process), interleaved.
+
+    Call n goes to target k at ``n / rate + k / (rate * len(targets))``: every target sees the
+    same queries at the same rate in the same seconds, so a merge, a GC pause or a noisy
+    neighbour hits them alike. Per target, per call: scenario, latency, error.
+    """
+    return asyncio.run(_drive(targets, plan, rate))
+
+
+async def _drive(targets: list[_Target], plan: Sequence[Call], rate: float) -> list[list[Outcome]]:
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    results: list[tuple[str, float | None, str | None]] = [("", None, None)] * len(plan)
-    verify: bool | str = {"True": True, "False": False}.get(target.verify, target.verify)
-    async with httpx.AsyncClient(
-        base_url=target.base_url, headers=target.auth, limits=limits, timeout=30.0, verify=verify
-    ) as client:
+    results: list[list[Outcome]] = [[("", None, None)] * len(plan) for _ in targets]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for target in targets:
+            verify: bool | str = {"True": True, "False": False}.get(target.verify, target.verify)
+            client = httpx.AsyncClient(
+                base_url=target.base_url, headers=target.auth, limits=limits, timeout=30.0, verify=verify
+            )
+            clients.append(await stack.enter_async_context(client))
 
-        async def one(n: int, call: Call, due: float) -> None:
+        async def one(k: int, n: int, call: Call, due: float) -> None:
+            target, client = targets[k], clients[k]
             try:
                 if target.name == "api":
                     response = await client.get(call.path, headers=target.headers[call.key])
@@ -695,20 +710,21 @@ async def _drive(target: _Target, plan: Sequence[Call], rate: float) -> list[tup
                         )
                         response.raise_for_status()
             except httpx.HTTPStatusError as exc:
-                results[n] = (call.scenario, None, str(exc.response.status_code))
+                results[k][n] = (call.scenario, None, str(exc.response.status_code))
             except httpx.HTTPError as exc:
-                results[n] = (call.scenario, None, type(exc).__name__)
+                results[k][n] = (call.scenario, None, type(exc).__name__)
             else:
-                results[n] = (call.scenario, time.perf_counter() - due, None)
+                results[k][n] = (call.scenario, time.perf_counter() - due, None)
 
         tasks = []
         start = time.perf_counter() + 0.05
-        for n, call in enumerate(plan):
-            due = start + n / rate
+        slots = [(n / rate + k / (rate * len(targets)), k, n) for n in range(len(plan)) for k in range(len(targets))]
+        for offset, k, n in sorted(slots):
+            due = start + offset
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, call, due)))
+            tasks.append(asyncio.create_task(one(k, n, plan[n], due)))
         await asyncio.gather(*tasks)
     return results
 
@@ -764,6 +780,7 @@ async def bench_api(
             ]
             if run_settings.elasticsearch.api_key or run_settings.elasticsearch.username:
                 raise NotImplementedError("the Elasticsearch peer sends no credentials: use an unsecured test node")
+            freeze_startup_heap()  # as secmon up and secmon api do once started
             results = await _run(targets, plan, warm, rate, progress)
         finally:
             await server.stop()
@@ -774,8 +791,9 @@ async def bench_api(
         await client.close()
     notes = [
         f"open loop at {rate:g} requests/s for {seconds:g}s per target, latency from each request's due time;"
-        " load generator in its own process (httpx, keep-alive); API first, then Elasticsearch, same plan,"
-        " after a warm-up that ran every query of the plan once",
+        " load generator in its own process (httpx, keep-alive); the API and Elasticsearch get the same plan,"
+        " interleaved (each call to one, half a period later to the other), after a warm-up that ran every"
+        " query of the plan once",
         f"mix: {', '.join(f'{name} {share:.0%}' for name, share in MIX)}; half the requests with an analyst key"
         f" scoped to {len(pool.scope)} agencies, half with an admin key",
         "detail = the alert, then its events: the API's two searches, sent one after the other to Elasticsearch",
@@ -790,16 +808,15 @@ async def _run(
     results: list[ScenarioResult] = []
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         progress("warming up …")
-        for target in targets:
-            if warm:
-                await loop.run_in_executor(pool, drive, target, warm, rate)
-        peer = next(target for target in targets if target.name == "elasticsearch")
+        if warm:
+            await loop.run_in_executor(pool, drive, targets, warm, rate)
+        peer = [target for target in targets if target.name == "elasticsearch"]
         await loop.run_in_executor(pool, drive, peer, plan, 4 * rate)  # every exact query seen once by both
-        for target in targets:
-            progress(f"measuring {target.name} …")
-            outcomes = await loop.run_in_executor(pool, drive, target, plan, rate)
+        progress(f"measuring {' and '.join(target.name for target in targets)}, interleaved …")
+        outcomes = await loop.run_in_executor(pool, drive, targets, plan, rate)
+        for target, target_outcomes in zip(targets, outcomes, strict=True):
             by_scenario = {name: ScenarioResult(target.name, name) for name, _ in MIX}
-            for scenario, latency, error in outcomes:
+            for scenario, latency, error in target_outcomes:
                 result = by_scenario[scenario]
                 result.requests += 1
                 if latency is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from rich.console import Console
 
 from secmon import __version__, log
 from secmon.cli import apikey, bench, detect, es, hunt, imports, rules, status
-from secmon.cli.context import console, ensure_cluster, load
+from secmon.cli.context import console, ensure_cluster, load, run_async
 from secmon.errors import SecmonError
 
 app = typer.Typer(
@@ -69,7 +68,7 @@ def up(ctx: typer.Context) -> None:
             console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
         console.print("Ctrl-C stops it.")
 
-    asyncio.run(run_service(settings, on_ready=ready))
+    run_async(run_service(settings, on_ready=ready))
 
 
 @app.command()
@@ -84,7 +83,7 @@ def api(ctx: typer.Context) -> None:
     def ready(server: AsgiServer) -> None:
         console.print(f"[green]secmon API at {server.url}[/] (OpenAPI at {server.url}/docs). Ctrl-C stops it.")
 
-    asyncio.run(run_api(settings, on_ready=ready))
+    run_async(run_api(settings, on_ready=ready))
 
 
 @config_app.command("check")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from secmon.cli.context import console, ensure_cluster, load
+from secmon.cli.context import console, ensure_cluster, load, run_async
 
 if TYPE_CHECKING:
     from secmon.bench.peers import PeerResult
@@ -340,7 +340,8 @@ def api(
             console.print(f"[dim]{text}[/]", highlight=False)
             status.update(text)
 
-        result = asyncio.run(bench_api(settings, alerts, rate, seconds, reload=reload, progress=progress))
+        # The API under test runs on the loop secmon up and secmon api use.
+    result = run_async(bench_api(settings, alerts, rate, seconds, reload=reload, progress=progress))
     load_ = result.load
     if load_.reused:
         console.print(

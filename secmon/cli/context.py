@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
 import typer
 from rich.console import Console
 
 from secmon.config import Settings, load_settings
 
 console = Console()
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived service coroutine on uvloop (a faster event loop for sockets) when installed."""
+    try:
+        import uvloop
+    except ImportError:  # not on every platform (uvicorn[standard] installs it on Linux and macOS)
+        import asyncio
+
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def load(ctx: typer.Context) -> Settings:

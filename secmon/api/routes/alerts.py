@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from secmon.api.deps import AlertReaderKey, ServicesDep, TriageKey
 from secmon.api.problems import problem_of
 from secmon.api.schemas import (
+    SUMMARY_FIELDS,
     AlertDetail,
     AlertPageOut,
     AlertStatsOut,
@@ -31,7 +32,7 @@ AlertId = Annotated[str, Path(min_length=1, max_length=200, description="The ale
 Values = list[str] | None
 
 
-def alert_filter(
+async def alert_filter(
     *,
     status: Annotated[list[Status] | None, Query(description="open, acknowledged or closed (repeatable).")] = None,
     level: Annotated[Values, Query(description="Rule level: informational … critical (repeatable).")] = None,
@@ -82,7 +83,7 @@ async def list_alerts(
 ) -> AlertPageOut:
     """Alerts matching the filters, newest first unless sorted otherwise, one page at a time."""
     page = await services.alerts.search(
-        where, key.scope, sort=sort, descending=order == "desc", size=size, cursor=cursor
+        where, key.scope, sort=sort, descending=order == "desc", size=size, cursor=cursor, fields=SUMMARY_FIELDS
     )
     return AlertPageOut(
         alerts=[AlertSummary.of(alert) for alert in page.alerts],
