@@ -46,6 +46,7 @@ async def test_generated_requests_find_no_server_error(api: Api, tmp_path: Path)
         "junit",
         "--report-dir",
         str(tmp_path),
+        cwd=tmp_path,  # schemathesis keeps its state in ./.schemathesis
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
