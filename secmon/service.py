@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
@@ -45,6 +46,7 @@ class Running:
     """What a running service is made of, for whoever drives it (``secmon up``, ``import``, tests)."""
 
     settings: Settings
+    client: AsyncElasticsearch
     pipeline: Pipeline
     writer: BulkWriter
     keys: KeyStore
@@ -122,7 +124,7 @@ async def running_service(
                         sources[component] = source
                 if with_sources:
                     freeze_startup_heap()
-                yield Running(settings, pipeline, writer, keys, sources, detection, notifier, api)
+                yield Running(settings, client, pipeline, writer, keys, sources, detection, notifier, api)
             finally:
                 for source in sources.values():
                     await source.stop()
@@ -169,12 +171,22 @@ async def start_api(
     return server
 
 
-async def run_service(settings: Settings, on_ready: Callable[[Running], None] | None = None) -> None:
-    """Run until SIGINT or SIGTERM."""
+async def run_service(
+    settings: Settings,
+    on_ready: Callable[[Running], None] | None = None,
+    monitor: Callable[[Running], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Run until SIGINT or SIGTERM; ``monitor`` (a status display) runs alongside until then."""
     async with until_signalled() as stop, running_service(settings) as running:
         if on_ready is not None:
             on_ready(running)
-        await stop.wait()
+        watching = asyncio.create_task(monitor(running), name="monitor") if monitor is not None else None
+        try:
+            await stop.wait()
+        finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
         log.info("Stopping: flushing what is in flight.")
 
 

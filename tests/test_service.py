@@ -42,6 +42,7 @@ def test_up_receives_syslog_stores_it_reports_it_and_stops_cleanly(
         f"elasticsearch:\n  url: {url}\n  index_prefix: {names.prefix}\n"
         f"state_dir: {tmp_path / 'state'}\n"
         f"metrics:\n  address: 127.0.0.1:{metrics_port}\n"
+        f"api:\n  address: 127.0.0.1:0\n"
         f"sources:\n  edge:\n    type: syslog\n    mode: tcp\n    address: 127.0.0.1:{syslog_port}\n"
         f"    agency: health\n    dataset: {dataset}\n"
     )

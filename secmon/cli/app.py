@@ -52,8 +52,14 @@ def version() -> None:
 
 
 @app.command()
-def up(ctx: typer.Context) -> None:
-    """Start everything: a local Elasticsearch when none is configured, storage, and the service."""
+def up(
+    ctx: typer.Context,
+    panel: Annotated[
+        bool, typer.Option(help="Show the live status panel (on a terminal; logs only when output is redirected).")
+    ] = True,
+) -> None:
+    """Start everything: a local Elasticsearch when none is configured, collectors, detection and the API."""
+    from secmon.cli.panel import StatusPanel
     from secmon.service import Running, run_service
     from secmon.store import cluster_url
 
@@ -68,7 +74,11 @@ def up(ctx: typer.Context) -> None:
             console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
         console.print("Ctrl-C stops it.")
 
-    run_async(run_service(settings, on_ready=ready))
+    async def show_panel(running: Running) -> None:
+        await StatusPanel(running, console).run()
+
+    live = panel and console.is_terminal
+    run_async(run_service(settings, on_ready=ready, monitor=show_panel if live else None))
 
 
 @app.command()

@@ -94,8 +94,12 @@ class DetectionStage:
         if not hits and not correlated:
             return []
         alerts = [*self.builder.alerts(hits), *correlated]
+        new = [doc.source for doc in alerts if doc.component == ALERTS_COMPONENT]
+        if self.telemetry is not None:
+            for source in new:
+                self.telemetry.alerts.labels(source["rule"]["level"]).inc()
         if self.on_new_alerts is not None:
-            self.on_new_alerts([doc.source for doc in alerts if doc.component == ALERTS_COMPONENT])
+            self.on_new_alerts(new)
         return alerts
 
     def _rules_key(self) -> tuple[tuple[str, int, int], ...]:

@@ -36,6 +36,12 @@ class Telemetry:
             ["level"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "secmon_alerts",
+            "New alerts (a grouped alert counts once), by rule level.",
+            ["level"],
+            registry=self.registry,
+        )
         self.buffer_bytes = Gauge(
             "secmon_buffer_bytes", "Bytes waiting in the disk buffer for Elasticsearch.", registry=self.registry
         )

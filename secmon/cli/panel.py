@@ -1,0 +1,140 @@
+"""The live status panel of ``secmon up``: events/s, alerts by level, what waits where, cluster health.
+
+It reads the running service's own counters (no request to itself) once a second and asks
+Elasticsearch for its health every few seconds. Log lines keep printing above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from secmon.cli.detect import LEVEL_STYLES
+from secmon.detection.alerts import LEVELS
+from secmon.service import Running
+from secmon.store import cluster_url
+
+REFRESH_SECONDS = 1.0
+HEALTH_EVERY = 5  # refreshes between two cluster health checks
+RATE_WINDOW = 5  # seconds the events/s figure is averaged over
+HEALTH_STYLES = {"green": "green", "yellow": "yellow", "red": "bold red"}
+
+
+class StatusPanel:
+    """Renders a :class:`~secmon.service.Running` service; :meth:`run` keeps it on screen."""
+
+    def __init__(self, running: Running, console: Console) -> None:
+        self.running = running
+        self.console = console
+        self.started = time.monotonic()
+        self.health = "…"
+        self._received: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW + 1)
+
+    async def run(self) -> None:
+        """Refresh until cancelled; logs go above the panel meanwhile."""
+        root = logging.getLogger()
+        saved = root.handlers[:]
+        with Live(self.render(), console=self.console, refresh_per_second=4, transient=True) as live:
+            root.handlers[:] = [_ConsoleHandler(live.console, saved)]
+            try:
+                tick = 0
+                while True:
+                    if tick % HEALTH_EVERY == 0:
+                        self.health = await self._cluster_health()
+                    live.update(self.render())
+                    tick += 1
+                    await asyncio.sleep(REFRESH_SECONDS)
+            finally:
+                root.handlers[:] = saved
+
+    def render(self) -> RenderableType:
+        """The panel as it is now."""
+        running, telemetry = self.running, self.running.pipeline.telemetry
+        components = list(running.sources)
+        received = sum(telemetry.value("secmon_component_received_events_total", component=c) for c in components)
+        now = time.monotonic()
+        self._received.append((now, received))
+        first_at, first = self._received[0]
+        rate = (received - first) / (now - first_at) if now > first_at else 0.0
+
+        summary = Table.grid(padding=(0, 2))
+        summary.add_column(style="bold")
+        summary.add_column()
+        es = running.settings.elasticsearch
+        summary.add_row("Elasticsearch", Text(f"{cluster_url(es)}  {self.health}", HEALTH_STYLES.get(self.health, "")))
+        if running.api is not None:
+            summary.add_row("API", f"{running.api.url}  (docs: {running.api.url}/docs)")
+        summary.add_row("events", f"{rate:,.0f}/s   {received:,.0f} received   {running.writer.stats.stored:,} stored")
+        alerts = Text()
+        for level in reversed(LEVELS):
+            count = telemetry.value("secmon_alerts_total", level=level)
+            alerts.append(f"{level} {count:,.0f}   ", LEVEL_STYLES.get(level, ""))
+        summary.add_row("new alerts", alerts)
+        waiting = f"disk buffer {running.pipeline.buffer.pending_bytes / 1e6:,.1f} MB"
+        if running.notifier is not None:
+            waiting += f"   notifications {running.notifier.pending:,}"
+        if running.writer.stats.dead_lettered:
+            waiting += f"   dead-lettered {running.writer.stats.dead_lettered:,}"
+        summary.add_row("waiting", waiting)
+        summary.add_row("up", _duration(now - self.started))
+
+        sources = Table("source", "type", "received", "errors", "dropped", box=None, header_style="bold")
+        for component in components:
+            sources.add_row(
+                component,
+                running.settings.sources[component].type,
+                f"{telemetry.value('secmon_component_received_events_total', component=component):,.0f}",
+                f"{_total(running, 'secmon_component_errors', component):,.0f}",
+                f"{_total(running, 'secmon_component_discarded_events', component):,.0f}",
+            )
+        parts: list[RenderableType] = [summary]
+        if components:
+            parts.append(sources)
+        parts.append(Text("Ctrl-C stops secmon (what is in flight is flushed first).", style="dim"))
+        return Group(*parts)
+
+    async def _cluster_health(self) -> str:
+        try:
+            health = await self.running.client.options(request_timeout=2, max_retries=0).cluster.health()
+        except (ApiError, TransportError):
+            return "unreachable (events wait in the disk buffer)"
+        return str(health.get("status", "unknown"))
+
+
+class _ConsoleHandler(logging.Handler):
+    """Prints log records above the live panel, formatted as the handlers it stands in for."""
+
+    def __init__(self, console: Console, replaced: list[logging.Handler]) -> None:
+        super().__init__()
+        self.console = console
+        formatter = next((handler.formatter for handler in replaced if handler.formatter), None)
+        self.setFormatter(formatter or logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(Text(self.format(record)), soft_wrap=True)
+
+
+def _total(running: Running, metric_name: str, component: str) -> float:
+    """A counter of ``component`` summed over its other labels (errors by stage, drops by reason)."""
+    return sum(
+        sample.value
+        for metric in running.pipeline.telemetry.registry.collect()
+        if metric.name == metric_name
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("component") == component
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
