@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from secmon import __version__, log
-from secmon.cli import apikey, bench, detect, es, hunt, imports, rules, status
+from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, rules, status
 from secmon.cli.context import console, ensure_cluster, load, run_async
 from secmon.errors import SecmonError
 
@@ -24,9 +24,11 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(imports.app, name="import")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(rules.rules_app, name="rules")
+app.add_typer(alerts.app, name="alerts")
 app.command(name="status")(status.status)
 app.command(name="detect")(detect.detect)
 app.command(name="hunt")(hunt.hunt)
+app.command(name="demo")(demo.demo)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

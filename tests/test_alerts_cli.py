@@ -1,0 +1,177 @@
+"""``secmon alerts``: the real command, as a subprocess, against the running test API.
+
+The subprocess is started with asyncio so that the API fixture, served in this test's event
+loop, keeps answering while the command waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.api.conftest import Api, api  # noqa: F401 - the running API fixture lives with the API tests
+
+SECRET_ENV = ("SECMON_API_KEY", "SECMON_API_URL")
+
+
+async def secmon(*args: str, key: str | None, cwd: Path) -> tuple[int, str, str]:
+    """Run ``python -m secmon`` with ``args``; its exit code, stdout and stderr."""
+    env = {name: value for name, value in os.environ.items() if name not in SECRET_ENV}
+    env["COLUMNS"] = "250"  # wide tables: whole ids and titles on one line
+    if key is not None:
+        env["SECMON_API_KEY"] = key
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "secmon",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def agency() -> str:
+    return f"cli-{secrets.token_hex(3)}"
+
+
+async def test_ls_lists_and_filters(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    name = agency()
+    web = await api.store_alerts(name, 3, host="web-1", user="alice")
+    db = await api.store_alerts(name, 1, host="db-1", user="bob")
+    key = await api.key("analyst", [name])
+
+    code, out, err = await secmon("alerts", "ls", "--api", api.url, "--agency", name, key=key, cwd=tmp_path)
+    assert code == 0, err
+    assert all(alert_id in out for alert_id in web + db)
+    assert "Suspicious whoami" in out
+    assert "4 of 4 alerts" in out
+
+    code, out, err = await secmon(
+        "alerts", "ls", "--api", api.url, "--agency", name, "--host", "db-1", "--json", key=key, cwd=tmp_path
+    )
+    assert code == 0, err
+    listed = [orjson.loads(line) for line in out.splitlines()]
+    assert [alert["id"] for alert in listed] == db
+    assert listed[0]["user"] == "bob"
+
+    code, out, err = await secmon(
+        "alerts", "ls", "--api", api.url, "--agency", name, "--user", "alice", "--since", "1h", "--level", "high",
+        "--status", "open", "--json", key=key, cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    assert sorted(orjson.loads(line)["id"] for line in out.splitlines()) == sorted(web)
+
+    code, out, err = await secmon(
+        "alerts", "ls", "--api", api.url, "--agency", name, "--limit", "2", key=key, cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "2 of 4 alerts" in out
+    assert "--all" in out
+
+    code, out, err = await secmon(
+        "alerts", "ls", "--api", api.url, "--agency", name, "--limit", "1", "--all", "--json", key=key, cwd=tmp_path
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 4
+
+    code, out, err = await secmon(
+        "alerts", "ls", "--api", api.url, "--agency", name, "--since", "yesterday", key=key, cwd=tmp_path
+    )
+    assert code == 1
+    assert "neither a duration" in err
+
+
+async def test_ack_close_and_show(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    name = agency()
+    first, second, third = await api.store_alerts(name, 3)
+    key = await api.key("analyst", [name], name="analyst-carol")
+    url = ("--api", api.url)
+
+    code, out, err = await secmon(
+        "alerts", "ack", first, *url, "--assignee", "carol", "--note", "Looking into it", key=key, cwd=tmp_path
+    )
+    assert code == 0, err
+    assert first in out
+    assert "acknowledged" in out
+
+    code, out, err = await secmon("alerts", "show", first, *url, key=key, cwd=tmp_path)
+    assert code == 0, err
+    assert "Suspicious whoami" in out
+    assert "T1033" in out  # the rule's technique
+    assert "Looking into it" in out
+    assert "carol" in out
+    assert "audit trail" in out
+    assert "analyst-carol" in out  # who changed it
+    assert "open → acknowledged" in out
+    assert "whoami.exe" in out  # the triggering event, summarised
+
+    code, out, err = await secmon(
+        "alerts", "close", first, second, *url, "--resolution", "true_positive", key=key, cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "2 updated, 0 failed" in out
+    async with api.client(key) as client:
+        for alert_id in (first, second):
+            alert = (await client.get(f"/alerts/{alert_id}")).json()
+            assert (alert["status"], alert["resolution"]) == ("closed", "true_positive")
+        assert (await client.get(f"/alerts/{third}")).json()["status"] == "open"
+
+    # One alert the workflow refuses (acknowledging a closed alert) and one that does not exist.
+    code, out, err = await secmon("alerts", "ack", first, "no-such-alert", third, *url, key=key, cwd=tmp_path)
+    assert code == 1
+    assert "1 updated, 2 failed" in out
+    assert "no-such-alert" in out
+
+    code, out, err = await secmon("alerts", "close", third, *url, "--resolution", "maybe", key=key, cwd=tmp_path)
+    assert code == 2  # refused by the command line itself
+    assert "maybe" in err
+
+    code, out, err = await secmon("alerts", "show", "no-such-alert", *url, key=key, cwd=tmp_path)
+    assert code == 1
+    assert "no-such-alert" in err or "not found" in err.lower()
+
+
+async def test_bad_or_missing_key_says_what_to_do(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    for key in ("sm_not-a-real-key", None):
+        code, out, err = await secmon("alerts", "ls", "--api", api.url, key=key, cwd=tmp_path)
+        assert code == 1
+        assert "SECMON_API_KEY" in err
+        assert "secmon apikey create --role analyst" in err
+        assert "Traceback" not in err
+    code, out, err = await secmon("alerts", "ls", "--api", api.url, key="sm_not-a-real-key", cwd=tmp_path)
+    assert "sm_not-a-real-key" not in out + err  # the key is never printed
+
+
+async def test_rule_author_key_is_refused_with_a_hint(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    key = await api.key("rule_author")
+    code, _, err = await secmon("alerts", "ack", "any-id", "--api", api.url, key=key, cwd=tmp_path)
+    assert code == 1
+    assert "--role analyst" in err
+
+
+async def test_unreachable_api_says_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    code, _, err = await secmon("alerts", "ls", "--api", url, key="anything", cwd=tmp_path)
+    assert code == 1
+    assert "is `secmon up` running?" in err
+    assert url in err
+
+    # Without --api: SECMON_API_URL is unset, so the configuration's api.address is used.
+    (tmp_path / "secmon.yml").write_text(f"api:\n  address: 0.0.0.0:{port}\n")
+    code, _, err = await secmon("alerts", "ls", key="anything", cwd=tmp_path)
+    assert code == 1
+    assert f"http://127.0.0.1:{port}" in err
