@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,9 @@ from secmon import __version__, log
 from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, rules, status
 from secmon.cli.context import console, ensure_cluster, load, run_async
 from secmon.errors import SecmonError
+
+if TYPE_CHECKING:
+    from secmon import service
 
 app = typer.Typer(
     name="secmon",
@@ -59,6 +63,9 @@ def up(
     panel: Annotated[
         bool, typer.Option(help="Show the live status panel (on a terminal; logs only when output is redirected).")
     ] = True,
+    demo: Annotated[
+        bool, typer.Option(help="Once up, import the bundled attack data (agency demo) and list its alerts.")
+    ] = False,
 ) -> None:
     """Start everything: a local Elasticsearch when none is configured, collectors, detection and the API."""
     from secmon.cli.panel import StatusPanel
@@ -76,11 +83,35 @@ def up(
             console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
         console.print("Ctrl-C stops it.")
 
-    async def show_panel(running: Running) -> None:
-        await StatusPanel(running, console).run()
+    async def alongside(running: Running) -> None:
+        tasks = []
+        if panel and console.is_terminal:
+            tasks.append(asyncio.create_task(StatusPanel(running, console).run()))
+        if demo:
+            tasks.append(asyncio.create_task(_replay_demo(running)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
 
-    live = panel and console.is_terminal
-    run_async(run_service(settings, on_ready=ready, monitor=show_panel if live else None))
+    run_async(run_service(settings, on_ready=ready, monitor=alongside))
+
+
+async def _replay_demo(running: service.Running) -> None:
+    """``secmon up --demo``: the bundled attack data through the importer, then its alerts."""
+    from secmon.cli.demo import print_alerts
+    from secmon.demo import AGENCY, demo_alerts, replay
+
+    console.print("Importing the demo data (agency demo) …")
+    await replay(running.settings)
+    alerts = await demo_alerts(running.settings)
+    print_alerts(alerts)
+    if running.api is not None:
+        console.print(
+            f"API answering at {running.api.url}: create a key (secmon apikey create --role analyst --name you),"
+            f" then secmon alerts ls --agency {AGENCY}, or open {running.api.url}/docs."
+        )
 
 
 @app.command()

@@ -61,7 +61,7 @@ def demo(ctx: typer.Context) -> None:
             "[yellow]No demo alerts.[/] Is detection on (detection.enabled) with secmon's rules in detection.rules?"
         )
         raise typer.Exit(1)
-    _print_alerts(alerts)
+    print_alerts(alerts)
     url = api_url(settings)
     console.print(f"Next: [bold]secmon alerts ls --agency {AGENCY}[/] (with secmon up or secmon api running),")
     console.print(f"      or open [bold]{url}/docs[/] and try GET /alerts?agency={AGENCY}.", highlight=False)
@@ -86,7 +86,7 @@ def _print_imports(summaries: dict[str, ImportSummary]) -> None:
     console.print(table)
 
 
-def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+def print_alerts(alerts: list[dict[str, Any]]) -> None:
     from secmon.api.schemas import AlertSummary
     from secmon.cli.detect import LEVEL_STYLES
 
