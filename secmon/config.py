@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from collectors.config import SourceSettings
 from secmon.errors import ConfigError
@@ -219,6 +219,39 @@ class ApiSettings(_Section):
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
 
 
+class ForwardSettings(_Section):
+    """Collector-only mode of an agency: events go to a central secmon instead of Elasticsearch."""
+
+    url: str | None = Field(
+        None,
+        description="Base URL of the central secmon's http source (https://central.example:9201). Set: this "
+        "instance only collects and forwards (no Elasticsearch, detection or API); null: off.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="The agency's API key on the central secmon; better from SECMON_FORWARD__API_KEY."
+    )
+    ca_certs: Path | None = Field(None, description="PEM file of the CA that signed the central's certificate.")
+    verify_certs: bool = Field(True, description="Verify the central's TLS certificate. Turn off only for tests.")
+    batch_size: int = Field(1000, ge=1, description="Events per request to the central at most.")
+    compress: bool = Field(True, description="gzip the requests (logs shrink about tenfold).")
+    timeout: float = Field(30.0, gt=0, description="Seconds before a request to the central times out.")
+    retry_initial: float = Field(0.5, gt=0, description="First retry delay in seconds; doubles up to retry_max.")
+    retry_max: float = Field(30.0, gt=0, description="Longest delay between retries in seconds.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _key_with_url(self) -> ForwardSettings:
+        if self.url is not None and (self.api_key is None or not self.api_key.get_secret_value()):
+            raise ValueError("forwarding needs the agency's api_key (or SECMON_FORWARD__API_KEY)")
+        return self
+
+
 class Settings(_Section):
     """The whole configuration of one secmon instance."""
 
@@ -230,6 +263,7 @@ class Settings(_Section):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)  # type: ignore[arg-type]
+    forward: ForwardSettings = Field(default_factory=ForwardSettings)  # type: ignore[arg-type]
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict,
         description="The collectors' sources, keyed by an id of your choice; each has a type: (syslog, file, http).",

@@ -43,5 +43,5 @@ def configure(level: str | int = "INFO", stream: Any = None, extra: Mapping[str,
     root.handlers[:] = [handler]
     root.setLevel(level)
     # The HTTP clients narrate every request at INFO; keep them to warnings.
-    for noisy, noisy_level in {"elastic_transport": logging.WARNING, **(extra or {})}.items():
+    for noisy, noisy_level in {"elastic_transport": logging.WARNING, "httpx": logging.WARNING, **(extra or {})}.items():
         logging.getLogger(noisy).setLevel(noisy_level)

@@ -1,6 +1,9 @@
 """The main job that ``secmon up`` runs: Elasticsearch, the pipeline and its sources, detection,
 notifications and the API, until SIGINT or SIGTERM; then it stops the sources, sends what is
-buffered and stops what it started. ``secmon api`` runs the API alone (:func:`run_api`)."""
+buffered and stops what it started. ``secmon api`` runs the API alone (:func:`run_api`).
+
+On a collector-only agency (``forward.url`` set), ``secmon up`` runs :func:`forwarding_service`
+instead: its sources, the disk buffer and the forwarder to the central secmon, nothing else."""
 
 from __future__ import annotations
 
@@ -19,10 +22,12 @@ from secmon.api import ApiServices, create_app
 from secmon.auth import KeyStore
 from secmon.config import Settings
 from secmon.detection.stage import DetectionStage
+from secmon.errors import ConfigError
 from secmon.log import get_logger
 from secmon.node import LocalNode
 from secmon.notify import Notifier, register_metrics
 from secmon.pipeline.buffer import DiskBuffer
+from secmon.pipeline.forward import Forwarder
 from secmon.pipeline.pipeline import Pipeline
 from secmon.pipeline.telemetry import Telemetry
 from secmon.serving import AsgiServer, freeze_startup_heap
@@ -65,6 +70,8 @@ async def running_service(
     ``buffer_dir`` gives a one-off job (``secmon import``) a buffer of its own, apart from the
     service's, which another process may be using.
     """
+    if settings.forward.url is not None:
+        raise ConfigError(f"this configuration forwards events to {settings.forward.url}; it stores none itself")
     node: LocalNode | None = None
     if settings.elasticsearch.url is None:
         local = LocalNode(settings.elasticsearch.local)
@@ -72,12 +79,7 @@ async def running_service(
             node = local  # started here, so stopped here
     client = connect(settings.elasticsearch, max_retries=0)
     names = IndexNames(settings.elasticsearch.index_prefix)
-    buffer = DiskBuffer(
-        buffer_dir or settings.state_dir / "buffer",
-        max_bytes=settings.buffer.max_bytes,
-        segment_bytes=settings.buffer.segment_bytes,
-        fsync_interval=settings.buffer.fsync_interval,
-    )
+    buffer = open_buffer(settings, buffer_dir)
     telemetry = Telemetry()
     detection: DetectionStage | None = None
     if settings.detection.enabled:
@@ -126,13 +128,7 @@ async def running_service(
                     freeze_startup_heap()
                 yield Running(settings, client, pipeline, writer, keys, sources, detection, notifier, api)
             finally:
-                for source in sources.values():
-                    await source.stop()
-                if not await pipeline.wait_drained(DRAIN_ON_STOP_SECONDS):
-                    log.warning(
-                        "Stopping with events still buffered; they are sent at the next start.",
-                        bytes=buffer.pending_bytes,
-                    )
+                await stop_sources(sources, pipeline)
                 if notifier is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(notifier.join(), DRAIN_ON_STOP_SECONDS)
@@ -150,6 +146,72 @@ async def running_service(
         await client.close()
         if node is not None:
             await asyncio.to_thread(node.stop)
+
+
+@dataclass(slots=True)
+class Forwarding:
+    """What a collector-only agency runs: its sources, the pipeline and the forwarder."""
+
+    settings: Settings
+    pipeline: Pipeline
+    forwarder: Forwarder
+    sources: dict[str, Source]
+
+
+@contextlib.asynccontextmanager
+async def forwarding_service(settings: Settings) -> AsyncIterator[Forwarding]:
+    """Start the buffer's drain into the central secmon (``forward.url``) and the sources; undo on exit.
+
+    No Elasticsearch, templates, detection, API, notifications or retention: the central does those.
+    """
+    names = IndexNames(settings.elasticsearch.index_prefix)
+    buffer = open_buffer(settings)
+    telemetry = Telemetry()
+    pipeline = Pipeline(names, buffer, telemetry)
+    stop_metrics = telemetry.serve(settings.metrics.address) if settings.metrics.address else None
+    sources: dict[str, Source] = {}
+    deadletter = settings.state_dir / "deadletter.ndjson"  # what the central refuses, with the reason
+    try:
+        async with Forwarder(settings.forward, deadletter, frozenset({names.deadletter})) as forwarder:
+            batch_size = settings.forward.batch_size
+            drain = asyncio.create_task(pipeline.drain(forwarder, batch_size=batch_size), name="drain")
+            try:
+                for component, source_settings in settings.sources.items():
+                    source = build_source(component, source_settings, pipeline, settings.state_dir, None)
+                    await source.start()
+                    sources[component] = source
+                log.info("Forwarding events to the central secmon.", url=settings.forward.url, sources=list(sources))
+                freeze_startup_heap()
+                yield Forwarding(settings, pipeline, forwarder, sources)
+            finally:
+                await stop_sources(sources, pipeline)
+                drain.cancel()
+                await asyncio.gather(drain, return_exceptions=True)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+        buffer.close()
+
+
+def open_buffer(settings: Settings, directory: Path | None = None) -> DiskBuffer:
+    """The disk buffer, in ``state_dir/buffer`` unless ``directory`` says otherwise."""
+    return DiskBuffer(
+        directory or settings.state_dir / "buffer",
+        max_bytes=settings.buffer.max_bytes,
+        segment_bytes=settings.buffer.segment_bytes,
+        fsync_interval=settings.buffer.fsync_interval,
+    )
+
+
+async def stop_sources(sources: dict[str, Source], pipeline: Pipeline) -> None:
+    """Stop the sources, then give the buffer a while to drain; what stays is sent at the next start."""
+    for source in sources.values():
+        await source.stop()
+    if not await pipeline.wait_drained(DRAIN_ON_STOP_SECONDS):
+        log.warning(
+            "Stopping with events still buffered; they are sent at the next start.",
+            bytes=pipeline.buffer.pending_bytes,
+        )
 
 
 async def start_api(
@@ -176,7 +238,16 @@ async def run_service(
     on_ready: Callable[[Running], None] | None = None,
     monitor: Callable[[Running], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Run until SIGINT or SIGTERM; ``monitor`` (a status display) runs alongside until then."""
+    """Run until SIGINT or SIGTERM; ``monitor`` (a status display) runs alongside until then.
+
+    A collector-only agency (``forward.url`` set) runs :func:`forwarding_service`, which logs
+    where it forwards; ``on_ready`` and ``monitor`` are for the full service and are not called.
+    """
+    if settings.forward.url is not None:
+        async with until_signalled() as stop, forwarding_service(settings):
+            await stop.wait()
+            log.info("Stopping: forwarding what is in flight.")
+        return
     async with until_signalled() as stop, running_service(settings) as running:
         if on_ready is not None:
             on_ready(running)

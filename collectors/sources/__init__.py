@@ -13,6 +13,7 @@ from collectors.config import (
     SyslogSourceSettings,
 )
 from secmon.auth import KeyStore
+from secmon.errors import ConfigError
 from secmon.pipeline.pipeline import Pipeline
 
 
@@ -25,9 +26,9 @@ class Source(Protocol):
 
 
 def build_source(
-    component: str, settings: SourceSettings, pipeline: Pipeline, state_dir: Path, keys: KeyStore
+    component: str, settings: SourceSettings, pipeline: Pipeline, state_dir: Path, keys: KeyStore | None
 ) -> Source:
-    """The source that ``settings.type`` names."""
+    """The source that ``settings.type`` names; ``keys`` None where there is no Elasticsearch (an agency)."""
     if isinstance(settings, SyslogSourceSettings):
         from collectors.sources.syslog import SyslogSource
 
@@ -39,6 +40,11 @@ def build_source(
     if isinstance(settings, HttpSourceSettings):
         from collectors.sources.http import HttpSource
 
+        if keys is None:
+            raise ConfigError(
+                f"sources.{component}: an http source checks API keys in Elasticsearch, "
+                "which a collector-only agency (forward.url set) does not have"
+            )
         return HttpSource(component, settings, pipeline, keys)
     if isinstance(settings, CaptureSourceSettings):
         from collectors.sources.capture import CaptureSource

@@ -7,6 +7,7 @@ Endpoints (all but ``/healthz`` need an API key of role agency or admin):
   200 when every line was taken, 207 when some were, 400 when none was.
 * ``POST|PUT /_bulk`` and ``/{index}/_bulk``: Elasticsearch's bulk API, answered in its shape, so
   Filebeat, Winlogbeat, Vector and Fluent Bit ship to secmon with their Elasticsearch output.
+  A collector-only secmon (``forward:``) sends its normalized events there with ``?format=json``.
 * The set-up calls those shippers make first, answered as a healthy Elasticsearch 8.19 would.
 * ``GET /healthz``.
 
@@ -48,7 +49,7 @@ from enum import Enum
 from typing import Annotated, Any, cast
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
@@ -304,8 +305,17 @@ class Ingest:
         await self._submit(batches, fmt)
         return IngestResult(accepted=sum(len(records) for records in batches.values()), rejected=rejected)
 
-    async def bulk(self, body: bytes, path_index: str | None, key: ApiKey, peer: str | None) -> dict[str, Any]:
-        """Submit the documents of a ``_bulk`` body; the answer is Elasticsearch's, item by item."""
+    async def bulk(
+        self, body: bytes, path_index: str | None, key: ApiKey, peer: str | None, fmt: str = BULK_FORMAT
+    ) -> dict[str, Any]:
+        """Submit the documents of a ``_bulk`` body; the answer is Elasticsearch's, item by item.
+
+        ``fmt`` is how the documents are parsed: shippers' documents by default, ``json`` for
+        events another secmon normalized already and forwards (kept as they are).
+        """
+        if fmt not in JSON_FORMATS:
+            known = ", ".join(sorted(JSON_FORMATS))
+            raise Problem(ProblemType.UNKNOWN_FORMAT, f"no bulk format {fmt!r}; known: {known}")
         started = time.monotonic()
         text = body_text(body)
         origin = self._origin(peer)
@@ -325,7 +335,7 @@ class Ingest:
                 )
                 if item.op in ("index", "create"):
                     await self.pipeline.reject(
-                        item.raw, refused.reason, self._context(BULK_FORMAT, key), where=f"line {item.line}"
+                        item.raw, refused.reason, self._context(fmt, key), where=f"line {item.line}"
                     )
                 continue
             doc_id = item.id or _new_id()
@@ -336,7 +346,7 @@ class Ingest:
             items.append({item.op: self._created(item.index, doc_id)})
         if not items:
             raise Problem(ProblemType.EMPTY_BODY, "the bulk body holds no action")
-        await self._submit(batches, BULK_FORMAT)
+        await self._submit(batches, fmt)
         took = int((time.monotonic() - started) * 1000)
         errors = any("error" in next(iter(entry.values())) for entry in items)
         return {"took": took, "errors": errors, "items": items}
@@ -588,16 +598,26 @@ def _status(result: IngestResult, response: Response) -> IngestResult:
 elasticsearch_router = APIRouter(tags=["elasticsearch"], dependencies=[Depends(ingest_key)])
 
 
+# Not an Elasticsearch parameter: a secmon agency forwarding its normalized events sends format=json.
+BulkFormat = Annotated[
+    str, Query(alias="format", description="How to parse the documents: beats (shippers), or json (ECS events).")
+]
+
+
 @elasticsearch_router.api_route("/_bulk", methods=["POST", "PUT"])
-async def bulk(ingest: IngestDep, key: IngestKey, body: RequestBody, request: Request) -> Response:
+async def bulk(
+    ingest: IngestDep, key: IngestKey, body: RequestBody, request: Request, fmt: BulkFormat = BULK_FORMAT
+) -> Response:
     """Store the documents of an Elasticsearch bulk request, answered as Elasticsearch does."""
-    return _json(await ingest.bulk(body, None, key, _peer(request)))
+    return _json(await ingest.bulk(body, None, key, _peer(request), fmt))
 
 
 @elasticsearch_router.api_route("/{index}/_bulk", methods=["POST", "PUT"])
-async def bulk_index(index: str, ingest: IngestDep, key: IngestKey, body: RequestBody, request: Request) -> Response:
+async def bulk_index(
+    index: str, *, ingest: IngestDep, key: IngestKey, body: RequestBody, request: Request, fmt: BulkFormat = BULK_FORMAT
+) -> Response:
     """Store the documents of an Elasticsearch bulk request to ``index``, answered as Elasticsearch does."""
-    return _json(await ingest.bulk(body, index, key, _peer(request)))
+    return _json(await ingest.bulk(body, index, key, _peer(request), fmt))
 
 
 @elasticsearch_router.api_route("/", methods=["GET", "HEAD"])

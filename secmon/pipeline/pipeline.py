@@ -1,6 +1,6 @@
 """The pipeline: records from sources → ECS events → stages (detection) → disk buffer → Elasticsearch.
 
-    source ──records──▶ normalize ─▶ enrich ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ BulkWriter
+    source ──records──▶ normalize ─▶ enrich ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ Sink
       ▲                                                              │
       └──────────── acknowledged once durable in the buffer ◀────────┘
 
@@ -27,7 +27,7 @@ from collectors.transforms.normalize import normalize
 from secmon.log import get_logger
 from secmon.pipeline.buffer import DiskBuffer, Position
 from secmon.pipeline.telemetry import Telemetry
-from secmon.store import BulkWriter, Document, IndexNames, Outcome, document_id
+from secmon.store import Document, IndexNames, Outcome, document_id
 
 log = get_logger(__name__)
 
@@ -59,6 +59,17 @@ class Stage(Protocol):
     """
 
     def __call__(self, events: Sequence[Document]) -> list[Document]: ...
+
+
+class Sink(Protocol):
+    """Where the drain sends documents: the :class:`~secmon.store.BulkWriter` into Elasticsearch,
+    or, on a collector-only agency, the :class:`~secmon.pipeline.forward.Forwarder` to a central secmon.
+
+    ``write`` returns each document's outcome, in order, once every one is final; it retries
+    what can be retried for as long as it takes and never raises for a document.
+    """
+
+    async def write(self, docs: Sequence[Document]) -> list[Outcome]: ...
 
 
 class Pipeline:
@@ -192,7 +203,7 @@ class Pipeline:
 
     # -- draining --------------------------------------------------------------------------
 
-    async def drain(self, writer: BulkWriter, *, batch_size: int = 1000, window: int = 4) -> None:
+    async def drain(self, writer: Sink, *, batch_size: int = 1000, window: int = 4) -> None:
         """Send the buffer's content to ``writer`` in order, forever; acknowledge what is stored."""
         in_flight: deque[tuple[Position, asyncio.Task[list[Outcome]]]] = deque()
         while True:

@@ -573,3 +573,29 @@ async def test_a_key_over_its_rate_limit_is_answered_429_and_nothing_of_that_req
             assert (await refused.json())["error"]["type"] == "es_rejected_execution_exception"
     events = await env.events(served)
     assert sorted(e["message"] for e in events) == sorted(e["message"] for e in first)
+
+
+async def test_events_forwarded_by_an_agency_are_kept_as_they_are_and_a_replay_is_stored_once(env: Env) -> None:
+    forwarded = {
+        "@timestamp": "2025-03-01T10:00:00.000Z",
+        "message": "An account failed to log on.",
+        "event": {"original": "<Event>...</Event>", "code": "4625", "kind": "event"},
+        "winlog": {"channel": "Security", "event_id": "4625", "event_data": {"TargetUserName": "bob"}},
+        "log": {"file": {"path": "C:/logs/Security.evtx"}},
+        "host": {"name": "dc-1"},
+    }
+    body = b'{"create":{"_id":"agency-doc-1"}}\n' + orjson.dumps(forwarded) + b"\n"
+    async with serving(env) as served:
+        for _ in range(2):  # the agency sends again when it did not see the answer
+            url = f"{served.url}/_bulk?format=json"
+            async with served.http.post(url, data=body, headers=env.agency_a.header) as response:
+                assert response.status == 200
+                assert (await response.json())["items"][0]["create"]["status"] == 201
+        async with served.http.post(f"{served.url}/_bulk?format=yaml", data=body, headers=env.agency_a.header) as bad:
+            assert bad.status == 404
+    (stored,) = await env.events(served)
+    for name in ("@timestamp", "message", "winlog", "host"):
+        assert stored[name] == forwarded[name]  # "beats" would renormalize a winlog event
+    assert stored["event"]["original"] == "<Event>...</Event>"
+    assert stored["log"]["file"] == {"path": "C:/logs/Security.evtx"}
+    assert stored["organization"]["id"] == "agency-a"  # from the key
