@@ -31,6 +31,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from secmon.errors import StoreError
 from secmon.log import get_logger
+from secmon.store.indices import ensure_index
 from secmon.store.names import IndexNames
 
 log = get_logger(__name__)
@@ -128,19 +129,7 @@ class KeyStore:
 
     async def ensure_index(self) -> None:
         """Create the keys index, or bring its mapping up to date; safe to run at every start."""
-        try:
-            await self._client.indices.create(
-                index=self.index,
-                settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-                mappings=_MAPPING,
-            )
-        except ApiError as exc:
-            if not _is(exc, "resource_already_exists_exception"):
-                raise StoreError(f"Elasticsearch refused to create {self.index}: {_reason(exc)}") from None
-            with _store_errors(f"update the mapping of {self.index}"):
-                await self._client.indices.put_mapping(index=self.index, **_MAPPING)
-        except TransportError as exc:
-            raise StoreError(f"Elasticsearch could not be reached to create {self.index}: {exc.message}") from None
+        await ensure_index(self._client, self.index, _MAPPING)
 
     async def create(self, role: Role | str, *, agencies: Iterable[str] = (), name: str) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret is returned only here and never stored."""
@@ -289,11 +278,6 @@ def _key(key_id: str, source: dict[str, Any]) -> ApiKey:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
-
-
-def _is(exc: ApiError, error_type: str) -> bool:
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    return isinstance(error, dict) and error.get("type") == error_type
 
 
 def _reason(exc: ApiError) -> str:

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
-
-from secmon.errors import StoreError
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
 DeliveryOutcome = Literal["delivered", "failed"]
 
@@ -130,17 +128,11 @@ class DeliveryLog:
         self.index = index
 
     async def ensure_index(self) -> None:
-        """Create the index with its strict mapping unless it exists; safe at every start."""
-        try:
-            if await self.client.indices.exists(index=self.index):
-                return
-            await self.client.indices.create(
-                index=self.index, mappings=NOTIFICATIONS_MAPPING, settings=NOTIFICATIONS_SETTINGS
-            )
-        except ApiError as exc:
-            if _error_type(exc) == "resource_already_exists_exception":
-                return  # another secmon instance created it first
-            raise StoreError(f"Elasticsearch refused to create the index {self.index}: {exc}") from None
+        """Create the index with its strict mapping, or bring it up to date; safe at every start."""
+        # Imported here: the configuration loads this package, and secmon.store loads the configuration.
+        from secmon.store.indices import ensure_index
+
+        await ensure_index(self.client, self.index, NOTIFICATIONS_MAPPING, NOTIFICATIONS_SETTINGS)
 
     async def record(self, result: DeliveryResult) -> None:
         """Store ``result`` under its delivery id (raises the client's errors)."""
@@ -177,9 +169,3 @@ class DeliveryLog:
 def iso(epoch: float) -> str:
     """``epoch`` seconds as an ISO 8601 UTC date with milliseconds."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _error_type(exc: ApiError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", {})
-    return str(error.get("type", "")) if isinstance(error, dict) else ""

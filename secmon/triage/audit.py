@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch
 
 from secmon.auth import ApiKey
 from secmon.errors import StoreError
+from secmon.store.indices import ensure_index
 from secmon.store.names import IndexNames
 from secmon.triage.query import Scope, scoped
 from secmon.triage.workflow import FieldChange
@@ -63,17 +64,8 @@ class AuditLog:
         self.index = audit_index(names)
 
     async def ensure_index(self) -> None:
-        """Create the audit index if it is missing; safe to run at every start."""
-        if not await self.client.indices.exists(index=self.index):
-            try:
-                await self.client.indices.create(
-                    index=self.index,
-                    settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"},
-                    mappings=_MAPPING,
-                )
-            except ApiError as exc:
-                if exc.message != "resource_already_exists_exception":  # another instance was first
-                    raise StoreError(f"Elasticsearch refused to create {self.index}: {exc}") from None
+        """Create the audit index, or bring its mapping up to date; safe to run at every start."""
+        await ensure_index(self.client, self.index, _MAPPING)
 
     async def record(
         self,
