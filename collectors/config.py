@@ -66,6 +66,20 @@ class FileSourceSettings(_SourceSettings):
     max_line_bytes: int = Field(1 << 20, ge=1024, description="Longer lines are cut and tagged _secmon_truncated.")
 
 
+class EvtxSourceSettings(_SourceSettings):
+    """Windows event log files (.evtx) dropped in a folder: every record once, including records added later.
+
+    A file is read once it has stopped changing for one poll (so a copy in progress is not read
+    half-written); each file's checkpoint is the last record id stored.
+    """
+
+    type: Literal["evtx"] = "evtx"
+    include: list[str] = Field(..., min_length=1, description="Glob patterns of the .evtx files to read.")
+    exclude: list[str] = Field(default_factory=list, description="Glob patterns of files to leave alone.")
+    format: str = Field("evtx", description="How to parse each record (evtx: as secmon import evtx does).")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between looks for new files and new records.")
+
+
 class HttpSourceSettings(_SourceSettings):
     """HTTP ingest: NDJSON on /ingest, and Elasticsearch's _bulk API for Beats, Vector and Fluent Bit.
 
@@ -118,5 +132,6 @@ class CaptureSourceSettings(_SourceSettings):
 
 
 SourceSettings = Annotated[
-    SyslogSourceSettings | FileSourceSettings | HttpSourceSettings | CaptureSourceSettings, Field(discriminator="type")
+    SyslogSourceSettings | FileSourceSettings | EvtxSourceSettings | HttpSourceSettings | CaptureSourceSettings,
+    Field(discriminator="type"),
 ]

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from collectors.config import (
     CaptureSourceSettings,
+    EvtxSourceSettings,
     FileSourceSettings,
     HttpSourceSettings,
     SourceSettings,
@@ -37,6 +38,10 @@ def build_source(
         from collectors.sources.file import FileSource
 
         return FileSource(component, settings, pipeline, state_dir)
+    if isinstance(settings, EvtxSourceSettings):
+        from collectors.sources.evtx import EvtxSource
+
+        return EvtxSource(component, settings, pipeline, state_dir)
     if isinstance(settings, HttpSourceSettings):
         from collectors.sources.http import HttpSource
 

@@ -1,4 +1,4 @@
-"""Read Windows event log files (.evtx) record by record.
+"""Read Windows event log files (.evtx) record by record, and the ``evtx`` source that collects them live.
 
 The Rust ``evtx`` parser decodes the records; this module adds what a collector needs around it.
 A file that is not an EVTX file at all raises :class:`~secmon.errors.IngestError`. Damage inside
@@ -13,9 +13,16 @@ the declared records the parser did not return.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import glob
+import hashlib
+import itertools
+import json
 import os
 import re
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +31,11 @@ from typing import Any
 import evtx
 import orjson
 
+from collectors.config import EvtxSourceSettings
+from collectors.event import Record
 from secmon.errors import IngestError
 from secmon.log import get_logger
+from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
 
 log = get_logger(__name__)
 
@@ -243,3 +253,225 @@ def _log_failure(failure: EvtxReadFailure) -> None:
         offset=failure.offset,
         reason=failure.reason,
     )
+
+
+# -- the evtx source ---------------------------------------------------------------------------
+
+_BATCH = 500
+_RECORD_HEADER = struct.Struct("<4sI")  # magic, size
+_RECORD_MAGIC = b"\x2a\x2a\x00\x00"
+_MAX_SETTLE_WAIT = 30.0  # seconds: a file written to at every poll is read anyway after this long
+_MAX_REPORTED = 1000  # failures remembered per file, so that each is dead-lettered once
+
+
+@dataclass(slots=True)
+class _Pass:
+    """One reading of a file: what it is, and where its checkpoint stood when the reading began."""
+
+    path: Path
+    key: str  # dev:inode:fingerprint, the checkpoint's key and the prefix of each record's key
+    floor: int  # records up to this id were stored by an earlier pass
+    ordered: bool  # chunks in ascending record-id order: the checkpoint may advance batch by batch
+
+
+class EvtxSource:
+    """Polls ``settings.include`` for EVTX files and submits each record once, including records added later.
+
+    A file is read when it has not changed (size, mtime) since the previous poll, so a copy in
+    progress is read once complete. It is known by device, inode and a fingerprint (a hash of its
+    first record, which appending does not change): a rename keeps its checkpoint, while a file
+    rewritten in place or replaced (a new inode) is read from its start. The checkpoint, the last
+    record id stored, moves only after the pipeline accepted the records; each record's key is
+    ``dev:inode:fingerprint:record_id``, so a record read again after a crash keeps its document id.
+    """
+
+    def __init__(self, component: str, settings: EvtxSourceSettings, pipeline: Pipeline, state_dir: Path) -> None:
+        self.component = component
+        self.settings = settings
+        self.pipeline = pipeline
+        agency = Agency(settings.agency, settings.agency_name) if settings.agency else None
+        self.context = SourceContext(component, settings.format, agency, settings.dataset)
+        self.checkpoint_path = state_dir / "checkpoints" / f"{component}.json"
+        self._checkpoints = self._load_checkpoints()
+        self._last_seen: dict[str, tuple[int, int, int, int]] = {}  # path: (dev, inode, size, mtime) at the last poll
+        self._last_read: dict[str, tuple[int, int, int, int]] = {}  # path: the same, when it was last read
+        self._changing_since: dict[str, float] = {}  # path: when it was first seen changing, unread
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"evtx-source-{self.component}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._save_checkpoints()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except Exception as exc:  # a bug on one poll must not end the source: log, count, poll again
+                self.pipeline.telemetry.errors.labels(self.component, "read").inc()
+                log.error("Polling EVTX files failed.", component=self.component, error=repr(exc))
+            await asyncio.sleep(self.settings.poll_interval)
+
+    async def poll(self) -> int:
+        """Read the files that changed and then settled; returns the number of records submitted."""
+        submitted = 0
+        present: set[str] = set()
+        seen: dict[str, tuple[int, int, int, int]] = {}
+        for path in self._paths():
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            signature = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            seen[path] = signature
+            present.add(f"{stat.st_dev}:{stat.st_ino}:")
+            if self._last_read.get(path) == signature:
+                continue  # nothing new
+            if self._last_seen.get(path) != signature:
+                # Still being written (a copy in progress): wait until it settles, but not for ever.
+                since = self._changing_since.setdefault(path, time.monotonic())
+                if time.monotonic() - since < _MAX_SETTLE_WAIT:
+                    continue
+            self._changing_since.pop(path, None)
+            submitted += await self._read(Path(path), stat)
+            self._last_read[path] = signature
+        self._last_seen = seen
+        self._changing_since = {path: since for path, since in self._changing_since.items() if path in seen}
+        self._last_read = {path: signature for path, signature in self._last_read.items() if path in seen}
+        for key in [key for key in self._checkpoints if _identity(key) not in present]:
+            del self._checkpoints[key]  # the file is gone (or replaced by a new inode)
+        self._save_checkpoints()
+        return submitted
+
+    def _paths(self) -> list[str]:
+        paths = {p for pattern in self.settings.include for p in glob.glob(pattern, recursive=True)}
+        paths -= {p for pattern in self.settings.exclude for p in glob.glob(pattern, recursive=True)}
+        return sorted(p for p in paths if os.path.isfile(p))
+
+    async def _read(self, path: Path, stat: os.stat_result) -> int:
+        identity = f"{stat.st_dev}:{stat.st_ino}:"
+        try:
+            key, ordered = await asyncio.to_thread(_identify, path)
+        except IngestError as exc:
+            self._refuse(path, identity, str(exc))
+            return 0
+        key = identity + key
+        for other in [k for k in self._checkpoints if k.startswith(identity) and k != key]:
+            del self._checkpoints[other]  # rewritten in place: the old content's checkpoint is void
+        checkpoint = self._checkpoints.setdefault(key, {"path": str(path), "last": 0, "reported": []})
+        checkpoint["path"] = str(path)
+        current = _Pass(path, key, int(checkpoint["last"]), ordered)
+        failures: list[EvtxReadFailure] = []
+        try:
+            records = await asyncio.to_thread(read_evtx, path, on_failure=failures.append)
+        except IngestError as exc:
+            self._refuse(path, identity, str(exc))
+            return 0
+        submitted = 0
+        highest = current.floor
+        while True:
+            batch = await asyncio.to_thread(_take, records, current.floor)
+            await self._report(current, checkpoint, failures)
+            if batch is None:
+                break
+            await self.pipeline.submit([self._record(current, record) for record in batch], self.context)
+            submitted += len(batch)
+            ids = [record.record_id for record in batch]
+            current.ordered = current.ordered and ids == sorted(ids) and ids[0] > highest
+            highest = max(highest, *ids)
+            if current.ordered:  # every record up to `highest` is stored: a restart may skip them
+                checkpoint["last"] = highest
+                self._save_checkpoints()
+        checkpoint["last"] = highest
+        if submitted:
+            log.info("Read an EVTX file.", component=self.component, path=str(path), records=submitted, last=highest)
+        return submitted
+
+    def _record(self, current: _Pass, record: EvtxRecord) -> Record:
+        # Message and origin as `secmon import evtx` makes them, so live and imported events are the same.
+        origin = {"log": {"file": {"path": str(current.path)}}}
+        return Record(orjson.dumps(record.event).decode(), origin, time.time(), key=f"{current.key}:{record.record_id}")
+
+    async def _report(self, current: _Pass, checkpoint: dict[str, Any], failures: list[EvtxReadFailure]) -> None:
+        """Dead-letter the damage the reader found, each piece once across passes and restarts."""
+        reported: list[str] = checkpoint["reported"]
+        for failure in failures:
+            if failure.record_id is not None and failure.record_id <= current.floor:
+                continue  # reported when the records up to the checkpoint were read
+            signature = f"{failure.record_id}:{failure.offset}:{failure.reason}"
+            if signature in reported:
+                continue
+            reported.append(signature)
+            del reported[:-_MAX_REPORTED]
+            _log_failure(failure)
+            where = f"{failure.path}" + (f" record {failure.record_id}" if failure.record_id is not None else "")
+            where += f" byte {failure.offset}" if failure.offset is not None else ""
+            await self.pipeline.reject("", failure.reason, self.context, where)
+        failures.clear()
+
+    def _refuse(self, path: Path, identity: str, reason: str) -> None:
+        """Skip a file that is not EVTX, saying so once (again only if it changes)."""
+        key = f"{identity}refused"
+        signature = self._last_seen.get(str(path))
+        if self._checkpoints.get(key, {}).get("signature") == list(signature or ()):
+            return
+        self._checkpoints[key] = {"path": str(path), "signature": list(signature or ())}
+        self.pipeline.telemetry.errors.labels(self.component, "read").inc()
+        log.warning("Skipping a file that is not EVTX.", component=self.component, path=str(path), reason=reason)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.checkpoint_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_checkpoints(self) -> None:
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoint_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._checkpoints))
+        temporary.replace(self.checkpoint_path)
+
+
+def _identify(path: Path) -> tuple[str, bool]:
+    """A fingerprint of the file's first record and whether its chunks are in record-id order.
+
+    IngestError when ``path`` is not an EVTX file.
+    """
+    layout = _read_layout(path)
+    ordered = all(a.last_record_id < b.first_record_id for a, b in itertools.pairwise(layout.chunks))
+    first = FILE_HEADER_SIZE + 512  # the first record follows the first chunk's 512-byte header
+    with path.open("rb") as file:
+        file.seek(first)
+        header = file.read(_RECORD_HEADER.size)
+        record = b""
+        if len(header) == _RECORD_HEADER.size:
+            magic, size = _RECORD_HEADER.unpack(header)
+            if magic == _RECORD_MAGIC and size <= CHUNK_SIZE - 512:
+                file.seek(first)
+                record = file.read(size)
+    return hashlib.blake2b(record, digest_size=8).hexdigest(), ordered
+
+
+def _take(records: Iterator[EvtxRecord], floor: int) -> list[EvtxRecord] | None:
+    """Up to a batch of the records after ``floor``; None when there are no more (run in a thread)."""
+    batch: list[EvtxRecord] = []
+    for record in records:
+        if record.record_id > floor:
+            batch.append(record)
+            if len(batch) >= _BATCH:
+                return batch
+    return batch or None
+
+
+def _identity(key: str) -> str:
+    """``dev:inode:`` of a checkpoint key."""
+    dev, inode, _ = key.split(":", 2)
+    return f"{dev}:{inode}:"
