@@ -67,10 +67,10 @@ class AlertDetail(AlertSummary):
 
     @classmethod
     def of_document(cls, document: dict[str, Any], events: list[dict[str, Any]]) -> AlertDetail:
-        alert, rule = document.get("alert") or {}, document.get("rule") or {}
+        rule = document.get("rule") or {}
         return cls(
             **_summary_fields(document),
-            notes=[Note(**note) for note in alert.get("notes") or []],
+            notes=[Note(**note) for note in document.get("notes") or []],
             description=rule.get("description"),
             references=list(rule.get("references") or []),
             events=events,

@@ -333,6 +333,7 @@ def synthetic_alerts(universe: Universe, count: int, events: int, end: datetime,
         ids = [event_id(a + AGENCIES * rnd.randrange(per_agency)) for _ in range(min(count_, rnd.randint(1, 3)))]
         alert_id = document_id("alert", rule.id, agency, host, user, ids[0], repr(first))
         status = rnd.choices(statuses, status_weights)[0]
+        notes: list[dict[str, str]] = []
         alert: dict[str, Any] = {
             "id": alert_id,
             "status": status,
@@ -347,13 +348,12 @@ def synthetic_alerts(universe: Universe, count: int, events: int, end: datetime,
             alert.update(assignee=analyst, updated=updated, updated_by=analyst)
             if status == "closed":
                 alert.update(resolution=rnd.choice(_RESOLUTIONS), closed=updated)
-                alert["notes"] = [
-                    {"at": updated, "by": analyst, "text": f"Checked with the {rnd.choice(_WORDS)} team."}
-                ]
+                notes = [{"at": updated, "by": analyst, "text": f"Checked with the {rnd.choice(_WORDS)} team."}]
         source = {
             "@timestamp": _iso(first),
             "message": rule.title,
             "alert": alert,
+            **({"notes": notes} if notes else {}),
             "rule": {
                 "id": rule.id,
                 "name": rule.title.lower().replace(" ", "_"),

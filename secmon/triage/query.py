@@ -20,7 +20,7 @@ import orjson
 Scope = tuple[str, ...] | None  # agencies a caller reads; None for all
 AGENCY_FIELD = "organization.id"
 # What a free-text alert search looks in.
-ALERT_TEXT_FIELDS = ("message", "rule.title", "rule.description", "alert.notes.text", "host.name", "user.name")
+ALERT_TEXT_FIELDS = ("message", "rule.title", "rule.description", "notes.text", "host.name", "user.name")
 
 
 class InvalidQuery(ValueError):

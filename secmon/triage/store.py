@@ -182,7 +182,7 @@ class AlertStore:
                 operations.append(
                     {"update": {"_id": alert_id, "if_seq_no": hit["_seq_no"], "if_primary_term": hit["_primary_term"]}}
                 )
-                operations.append({"doc": _partial(current, applied)})
+                operations.append({"doc": _partial(hit["_source"], applied)})
             pending = []
             if not operations:
                 break
@@ -248,15 +248,17 @@ class AlertStore:
 
 
 def _partial(current: dict[str, Any], applied: Applied) -> dict[str, Any]:
-    """The partial document of a triage change (no scripts: the local node has no Painless).
+    """The partial document of a triage change to the stored alert ``current`` (no scripts: the
+    local node has no Painless).
 
     Notes are an array, which a partial update replaces whole: the new list is the current one
-    plus the note, safe because the write is conditional on the version it was read from.
+    plus the note, safe because the write is conditional on the version it was read from. They
+    are a top-level ``notes``: alerts indices of earlier versions map ``alert.notes`` as text.
     """
-    alert = dict(applied.partial)
+    partial: dict[str, Any] = {"alert": dict(applied.partial)}
     if applied.note is not None:
-        alert["notes"] = [*(current.get("notes") or []), applied.note]
-    return {"alert": alert}
+        partial["notes"] = [*(current.get("notes") or []), applied.note]
+    return partial
 
 
 def _alert(hit: dict[str, Any]) -> dict[str, Any]:

@@ -52,3 +52,17 @@ async def test_events_are_stored_in_a_data_stream_per_dataset_with_ecs_types(
     await es.indices.refresh(index=stream)
     hits = await es.search(index=stream, query={"term": {"source.ip": "2001:db8::/32"}})
     assert hits["hits"]["total"]["value"] == 1
+
+
+async def test_an_alerts_index_of_an_earlier_version_is_brought_up_to_date(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings
+) -> None:
+    """Alerts indices made before triage existed map alert.notes as text; starting must still work."""
+    settings = es_settings.model_copy(update={"index_prefix": f"{es_settings.index_prefix}-legacy"})
+    legacy = IndexNames(settings.index_prefix).alerts
+    earlier = {"dynamic": False, "properties": {"alert": {"properties": {"notes": {"type": "text"}}}}}
+    await es.indices.create(index=legacy, mappings=earlier)
+    await install_templates(es, settings)
+    mapping = (await es.indices.get_mapping(index=legacy))[legacy]["mappings"]
+    assert mapping["properties"]["notes"]["properties"]["text"]["type"] == "text"  # triage notes fit now
+    assert mapping["properties"]["event"]["properties"]["severity"]["type"] == "long"
