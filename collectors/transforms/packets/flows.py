@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from struct import Struct
 from typing import Any
 
@@ -55,8 +56,25 @@ _ICMP6_PAIRS = {
 
 
 def iso(ts: float) -> str:
-    """Seconds since the epoch as ISO 8601 UTC with microseconds."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Seconds since the epoch as ISO 8601 UTC with microseconds, as ``datetime`` would write it.
+
+    Every packet event needs one, and packets come many to a second: the date and time of the
+    whole second are formatted once and kept (a datetime per packet was 15% of decoding).
+    """
+    whole = math.floor(ts)
+    micros = round((ts - whole) * 1_000_000)  # half to even, as datetime.fromtimestamp rounds
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    second = _SECONDS.get(whole)
+    if second is None:
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        second = _SECONDS[whole] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{second}.{micros:06d}Z"
+
+
+_SECONDS: dict[int, str] = {}
+_SECONDS_KEPT = 4096  # a capture's seconds are near one another: a small cache hits nearly always
 
 
 def community_id(src: bytes, sport: int, dst: bytes, dport: int, proto: int, *, seed: int = 0) -> str:

@@ -86,3 +86,17 @@ def test_syn_scan_flows_match_ndpi() -> None:
     assert len(records) == len(ndpi_flows)
     assert sum(r["destination"]["packets"] == 0 for r in records) == len(one_way)
     assert {r["source"]["ip"] for r in records} == {"172.16.0.8"}
+
+
+def test_event_times_are_written_exactly_as_datetime_writes_them() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from collectors.transforms.packets.flows import iso
+
+    rnd = random.Random(5)
+    stamps = [rnd.uniform(0, 4_102_444_800) for _ in range(20_000)]  # 1970 to 2100
+    stamps += [1_700_000_000 + n / 1_000_000 + 0.0000005 for n in range(2_000)]  # halfway microseconds
+    stamps += [1_262_304_000.9999996, 1_262_303_999.9999999, 0.0, 946_684_800.5]  # rounding into the next second
+    for ts in stamps:
+        assert iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
