@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import hashlib
 import itertools
-import json
 import os
 import re
 import struct
@@ -33,6 +31,7 @@ import orjson
 
 from collectors.config import EvtxSourceSettings
 from collectors.event import Record
+from collectors.sources.checkpoints import load_checkpoints, matching_paths, save_checkpoints
 from secmon.errors import IngestError
 from secmon.log import get_logger
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
@@ -292,7 +291,7 @@ class EvtxSource:
         agency = Agency(settings.agency, settings.agency_name) if settings.agency else None
         self.context = SourceContext(component, settings.format, agency, settings.dataset)
         self.checkpoint_path = state_dir / "checkpoints" / f"{component}.json"
-        self._checkpoints = self._load_checkpoints()
+        self._checkpoints = load_checkpoints(self.checkpoint_path)
         self._last_seen: dict[str, tuple[int, int, int, int]] = {}  # path: (dev, inode, size, mtime) at the last poll
         self._last_read: dict[str, tuple[int, int, int, int]] = {}  # path: the same, when it was last read
         self._changing_since: dict[str, float] = {}  # path: when it was first seen changing, unread
@@ -349,9 +348,7 @@ class EvtxSource:
         return submitted
 
     def _paths(self) -> list[str]:
-        paths = {p for pattern in self.settings.include for p in glob.glob(pattern, recursive=True)}
-        paths -= {p for pattern in self.settings.exclude for p in glob.glob(pattern, recursive=True)}
-        return sorted(p for p in paths if os.path.isfile(p))
+        return [p for p in matching_paths(self.settings.include, self.settings.exclude) if os.path.isfile(p)]
 
     async def _read(self, path: Path, stat: os.stat_result) -> int:
         identity = f"{stat.st_dev}:{stat.st_ino}:"
@@ -426,18 +423,8 @@ class EvtxSource:
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.checkpoint_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def _save_checkpoints(self) -> None:
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self._checkpoints))
-        temporary.replace(self.checkpoint_path)
+        save_checkpoints(self.checkpoint_path, self._checkpoints)
 
 
 def _identify(path: Path) -> tuple[str, bool]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import hashlib
-import json
 import os
 import re
 import time
@@ -27,6 +25,7 @@ from typing import Any, BinaryIO
 
 from collectors.config import FileSourceSettings
 from collectors.event import Event, Record
+from collectors.sources.checkpoints import load_checkpoints, matching_paths, save_checkpoints
 from collectors.sources.syslog import TRUNCATED_TAG
 from secmon.log import get_logger
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
@@ -82,7 +81,7 @@ class FileSource:
         self.checkpoint_path = state_dir / "checkpoints" / f"{component}.json"
         self._multiline = re.compile(settings.multiline_start) if settings.multiline_start else None
         self._files: dict[str, _Followed] = {}
-        self._checkpoints = self._load_checkpoints()
+        self._checkpoints = load_checkpoints(self.checkpoint_path)
         self._first_scan = True
         self._task: asyncio.Task[None] | None = None
 
@@ -115,10 +114,8 @@ class FileSource:
     # -- discovery -------------------------------------------------------------------------
 
     def _discover(self) -> None:
-        paths = {p for pattern in self.settings.include for p in glob.glob(pattern, recursive=True)}
-        paths -= {p for pattern in self.settings.exclude for p in glob.glob(pattern, recursive=True)}
         present: set[str] = set()
-        for path in sorted(paths):
+        for path in matching_paths(self.settings.include, self.settings.exclude):
             try:
                 stat = os.stat(path)
             except OSError:
@@ -250,13 +247,6 @@ class FileSource:
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def _load_checkpoints(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.checkpoint_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
     def _save_checkpoints(self) -> None:
         for followed in self._files.values():
             self._checkpoints[followed.identity] = {
@@ -266,10 +256,7 @@ class FileSource:
                 "fingerprint": followed.fingerprint[1],
                 "generation": followed.generation,
             }
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self._checkpoints))
-        temporary.replace(self.checkpoint_path)
+        save_checkpoints(self.checkpoint_path, self._checkpoints)
 
 
 def _joined(lines: list[_Line]) -> _Line:

@@ -58,6 +58,7 @@ from elasticsearch import AsyncElasticsearch
 from secmon.api import ApiServices, create_app
 from secmon.api.schemas import SUMMARY_FIELDS
 from secmon.auth import KeyStore, Role
+from secmon.bench.stats import percentile
 from secmon.config import ElasticsearchSettings, Settings
 from secmon.detection.alerts import LEVELS, severity
 from secmon.errors import StoreError
@@ -192,10 +193,7 @@ class ScenarioResult:
         return sum(self.errors.values())
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies, q)
 
     @property
     def max(self) -> float:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from secmon.bench.stats import percentile
 from secmon.config import SHIPPED_RULES_DIR, Settings
 from secmon.service import running_service
 from secmon.store import IndexNames, connect
@@ -46,10 +47,7 @@ class LatencyResult:
     latencies: list[float]  # seconds, one per alert seen
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies, q)
 
     @property
     def median(self) -> float:
