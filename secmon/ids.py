@@ -22,3 +22,13 @@ def document_id(*parts: str | int | bytes) -> str:
         digest.update(len(data).to_bytes(4, "little"))
         digest.update(data)
     return base64.urlsafe_b64encode(digest.digest()).decode("ascii")
+
+
+def sequential_id(prefix: bytes, number: int) -> str:
+    """An id for the ``number``-th document of a run whose random ``prefix`` (9 bytes) makes it unique.
+
+    For documents with nothing of their own to hash (a syslog stream's lines): no hashing, and
+    ids of one run share a prefix and follow one another, which Lucene looks up faster than
+    random ones when Elasticsearch checks that a created id is new.
+    """
+    return base64.urlsafe_b64encode(prefix + number.to_bytes(6, "big")).decode("ascii")

@@ -34,7 +34,7 @@ import orjson
 
 from secmon.config import ForwardSettings
 from secmon.log import get_logger
-from secmon.store import Document, Outcome, WriterStats
+from secmon.store import Document, Outcome, WriterStats, source_json
 
 log = get_logger(__name__)
 
@@ -183,7 +183,7 @@ class Forwarder:
         )
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         lines = b"".join(
-            orjson.dumps(
+            source_json(
                 {
                     "@timestamp": now,
                     "deadletter": {
@@ -193,8 +193,7 @@ class Forwarder:
                         "component": docs[position].component,
                         "original": docs[position].source,
                     },
-                },
-                default=str,
+                }
             )
             + b"\n"
             for position in positions
@@ -237,8 +236,7 @@ class _Refused(Exception):
 
 def _encode(doc: Document) -> bytes:
     action = orjson.dumps({"create": {"_id": doc.id}})
-    source = orjson.dumps(doc.source, default=str, option=orjson.OPT_NON_STR_KEYS)
-    return b"%b\n%b\n" % (action, source)
+    return b"%b\n%b\n" % (action, source_json(doc.source))
 
 
 def _verify(settings: ForwardSettings) -> ssl.SSLContext | bool:

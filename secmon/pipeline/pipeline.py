@@ -24,10 +24,11 @@ import orjson
 
 from collectors.event import PARSE_FAILURE_TAG, Event, Record, mark_parse_failure, set_field
 from collectors.transforms.normalize import normalize
+from secmon.ids import sequential_id
 from secmon.log import get_logger
 from secmon.pipeline.buffer import DiskBuffer, Position
 from secmon.pipeline.telemetry import Telemetry
-from secmon.store import Document, IndexNames, Outcome, document_id
+from secmon.store import Document, EncodedSource, IndexNames, Outcome, document_id, source_json
 
 log = get_logger(__name__)
 
@@ -87,7 +88,7 @@ class Pipeline:
         self.telemetry = telemetry
         self.stages = list(stages)
         # Ids for records without a key of their own: unique per process start, then fixed in
-        # the buffer, so a replay from the buffer reuses them.
+        # the buffer, so a replay from the buffer reuses them. 48 bits of sequence last any run.
         self._id_prefix = os.urandom(9)
         self._sequence = 0
 
@@ -127,7 +128,7 @@ class Pipeline:
         if context.agency is not None:
             source["organization"] = {"id": context.agency.id}
         self._sequence += 1
-        doc = Document(self.names.deadletter, document_id(self._id_prefix, self._sequence), source)
+        doc = Document(self.names.deadletter, sequential_id(self._id_prefix, self._sequence), source)
         doc.component = context.component
         await self.buffer.append([_encode(doc)])
 
@@ -199,7 +200,7 @@ class Pipeline:
         if key is not None:
             return document_id(context.component, key)
         self._sequence += 1
-        return document_id(self._id_prefix, self._sequence)
+        return sequential_id(self._id_prefix, self._sequence)
 
     # -- draining --------------------------------------------------------------------------
 
@@ -232,15 +233,21 @@ class Pipeline:
 
 
 def _encode(doc: Document) -> bytes:
-    """A buffer frame: the document as a JSON array (the op only when it is not ``create``)."""
-    if doc.op == "create":
-        return orjson.dumps((doc.index, doc.id, doc.component, doc.source))
-    return orjson.dumps((doc.index, doc.id, doc.component, doc.source, doc.op))
+    """A buffer frame: ``[index, id, component, op]``, a newline, then the source's JSON.
+
+    The source's JSON is sent to Elasticsearch as it is (see :class:`EncodedSource`); orjson
+    never writes a raw newline, so the first one ends the head.
+    """
+    return orjson.dumps((doc.index, doc.id, doc.component, doc.op)) + b"\n" + source_json(doc.source)
 
 
 def _decode(frame: bytes) -> Document:
-    index, doc_id, component, source, *op = orjson.loads(frame)
-    return Document(index, doc_id, source, op=op[0] if op else "create", component=component)
+    head, newline, source = frame.partition(b"\n")
+    if not newline:  # a frame of an earlier secmon: one array, the source inside
+        index, doc_id, component, decoded, *op = orjson.loads(frame)
+        return Document(index, doc_id, decoded, op=op[0] if op else "create", component=component)
+    index, doc_id, component, op = orjson.loads(head)
+    return Document(index, doc_id, EncodedSource(source), op=op, component=component)
 
 
 def _iso(epoch: float) -> str:

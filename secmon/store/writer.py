@@ -33,7 +33,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.config import WriterSettings
 from secmon.log import get_logger
-from secmon.store.documents import Document, Outcome
+from secmon.store.documents import Document, Outcome, source_json
 from secmon.store.names import IndexNames
 
 log = get_logger(__name__)
@@ -359,12 +359,7 @@ class _SplitRequest(Exception):
 
 def _encode(doc: Document) -> bytes:
     action = orjson.dumps({doc.op: {"_index": doc.index, "_id": doc.id}})
-    try:
-        source = orjson.dumps(doc.source, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        # A value JSON cannot hold (bytes, a set, ...): store its text rather than lose the event.
-        source = orjson.dumps(doc.source, default=str, option=orjson.OPT_NON_STR_KEYS)
-    return b"%b\n%b\n" % (action, source)
+    return b"%b\n%b\n" % (action, source_json(doc.source))
 
 
 def _fields(error: dict[str, str]) -> dict[str, Any]:
