@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from collectors.config import SyslogSourceSettings
-from collectors.event import Record
+from collectors.event import Event, Record
 from secmon.log import get_logger
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
 
@@ -87,7 +87,7 @@ class SyslogSource:
 
     def _on_datagrams(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
         now = time.time()
-        records = [self._record(data, peer, "udp", now) for data, peer in datagrams]
+        records = [Record(_text(data), _origin(peer, "udp"), now) for data, peer in datagrams]
         self.pipeline.submit_nowait(records, self.context)
 
     # -- TCP and TLS -----------------------------------------------------------------------
@@ -97,37 +97,37 @@ class SyslogSource:
         assert task is not None
         self._connections.add(task)
         peer = writer.get_extra_info("peername")[:2]
-        transport = self.settings.mode
+        # One origin per connection, shared by its records (normalization copies what it takes).
+        whole, cut_short = _origin(peer, self.settings.mode), _origin(peer, self.settings.mode, cut=True)
         framing = Framing(self.settings.max_message_bytes)
         try:
             while chunk := await reader.read(1 << 16):
                 frames = framing.feed(chunk)
                 if frames:
                     now = time.time()
-                    records = [self._record(frame, peer, transport, now, cut) for frame, cut in frames]
+                    records = [Record(_text(frame), cut_short if cut else whole, now) for frame, cut in frames]
                     # Waiting here is the backpressure: nothing more is read until it fits.
                     await self.pipeline.submit(records, self.context)
             if last := framing.finish():
                 message, cut = last
-                await self.pipeline.submit([self._record(message, peer, transport, time.time(), cut)], self.context)
+                record = Record(_text(message), cut_short if cut else whole, time.time())
+                await self.pipeline.submit([record], self.context)
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("A syslog connection broke.", component=self.component, peer=peer, error=exc)
         finally:
             writer.close()
             self._connections.discard(task)
 
-    def _record(self, data: bytes, peer: tuple[str, int], transport: str, received: float, cut: bool = False) -> Record:
-        record = Record(
-            _text(data),
-            origin={
-                "log": {"source": {"address": f"{peer[0]}:{peer[1]}"}},
-                "observer": {"type": f"syslog-{transport}"},
-            },
-            received=received,
-        )
-        if cut:
-            record.origin["tags"] = [TRUNCATED_TAG]
-        return record
+
+def _origin(peer: tuple[str, int], transport: str, *, cut: bool = False) -> Event:
+    """Where a record came from: the sender's address and the transport (and whether it was cut)."""
+    origin: Event = {
+        "log": {"source": {"address": f"{peer[0]}:{peer[1]}"}},
+        "observer": {"type": f"syslog-{transport}"},
+    }
+    if cut:
+        origin["tags"] = [TRUNCATED_TAG]
+    return origin
 
 
 class Framing:

@@ -9,6 +9,7 @@ to the query, so both see the same events.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class Selection:
         return {field: sorted(values) for field, values in self.fields}
 
 
+@functools.cache
+def _root(field: str) -> str:
+    return field.partition(".")[0]
+
+
 def key_of(product: str | None, category: str | None, service: str | None) -> LogsourceKey:
     return (product or None, category or None, service or None)
 
@@ -65,9 +71,19 @@ class LogsourceMap:
     def keys_of(self, view: EventView) -> list[LogsourceKey]:
         """The logsources ``view`` belongs to."""
         keys: list[LogsourceKey] = []
+        event = view.event
         for fields, table in self._routes.items():
-            texts = [view.texts(field) for field in fields]
-            if not all(texts):
+            first = fields[0]
+            # Most events lack most routes' first object (a syslog line has no winlog): one dict
+            # lookup rules them out. A flat key with dots in it ("winlog.channel") is looked for too.
+            if _root(first) not in event and first not in event:
+                continue
+            texts = [view.texts(first)]
+            for field in fields[1:]:
+                if not texts[-1]:
+                    break
+                texts.append(view.texts(field))
+            if not texts[-1]:
                 continue
             for values in itertools.product(*texts) if len(texts) > 1 else ((t,) for t in texts[0]):
                 keys.extend(table.get(values, ()))
