@@ -2,8 +2,13 @@
 
 The per-packet hot path: headers are read with :mod:`struct` at fixed offsets, nothing is
 dissected that flows and the application parsers do not use. A frame that cannot be read
-(truncated, not IP, a later IP fragment) gives ``None`` and one count in :class:`DecodeStats`
-under its reason; decoding never raises.
+(truncated, not IP) gives ``None`` and one count in :class:`DecodeStats` under its reason;
+decoding never raises.
+
+IP fragments (IPv4 More Fragments or an offset; IPv6 Fragment header with an offset or the M
+flag) go to a :class:`~.fragments.Defragmenter` when one is given, and the datagram they complete
+is decoded like an unfragmented packet; without one they are dropped as ``ip_fragment``. An
+ordinary packet pays one integer test for this.
 
 :func:`read_capture` reads pcap and pcapng files with scapy's raw readers (bytes, no
 dissection) and raises :class:`CaptureError` where a file is damaged, after the frames before
@@ -20,6 +25,7 @@ from socket import AF_INET6, inet_ntoa, inet_ntop
 from struct import Struct
 
 from collectors.transforms.packets.arp import ArpPacket, parse_arp
+from collectors.transforms.packets.fragments import Defragmenter
 from secmon.errors import IngestError
 
 LINKTYPE_NULL = 0
@@ -48,6 +54,7 @@ _VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
 _IPV6_EXTENSIONS = frozenset((0, 43, 60, 51))
 
 _U16 = Struct("!H")
+_U32 = Struct("!I")
 _IPV4 = Struct("!BBHHHBB")  # version/ihl, tos, total length, id, flags/fragment offset, ttl, protocol
 _PORTS = Struct("!HH")
 _TCP = Struct("!HHIIBB")  # ports, seq, ack, data offset, flags
@@ -74,7 +81,7 @@ class Packet:
     proto: int
     sport: int
     dport: int
-    length: int  # bytes of the frame as captured
+    length: int  # bytes of the frame as captured (reassembled: of all its fragments' frames)
     payload: bytes  # transport payload (TCP/UDP data, ICMP body after the 4-byte header)
     flags: int = 0  # TCP flags
     seq: int = 0  # TCP sequence number
@@ -105,8 +112,18 @@ def ip_text(address: bytes) -> str:
     return inet_ntoa(address) if len(address) == 4 else inet_ntop(AF_INET6, address)
 
 
-def decode_frame(ts: float, data: bytes, linktype: int, stats: DecodeStats) -> Packet | ArpPacket | None:  # noqa: PLR0911 - one exit per drop reason, kept inline for speed
-    """One captured frame as a :class:`Packet` (or an ARP packet), or ``None`` with the reason counted in ``stats``."""
+def decode_frame(  # noqa: PLR0911 - one exit per drop reason, kept inline for speed
+    ts: float, data: bytes, linktype: int, stats: DecodeStats, fragments: Defragmenter | None = None
+) -> Packet | ArpPacket | None:
+    """One captured frame as a :class:`Packet` (or an ARP packet), or ``None`` with the reason counted in ``stats``.
+
+    With ``fragments``, an IP fragment is held until its datagram is complete (``None`` until
+    then); the fragment completing it gives the datagram's :class:`Packet`, with that fragment's
+    time, TTL and VLAN, and ``length`` the sum of the frame lengths of all its fragments: a flow
+    so counts every byte its fragments took on the wire, and one packet per datagram, not per
+    fragment. Fragments that never make a datagram are counted in ``stats`` (see
+    :mod:`~.fragments`) and reach no flow.
+    """
     size = len(data)
     vlan: int | None = None
     if linktype == LINKTYPE_ETHERNET:
@@ -157,22 +174,48 @@ def decode_frame(ts: float, data: bytes, linktype: int, stats: DecodeStats) -> P
         if size < offset + 20:
             stats.dropped["truncated_ipv4"] += 1
             return None
-        version_ihl, _tos, total, _id, fragment, ttl, proto = _IPV4.unpack_from(data, offset)
+        version_ihl, _tos, total, ident, fragment, ttl, proto = _IPV4.unpack_from(data, offset)
         header = (version_ihl & 0x0F) * 4
         if version_ihl >> 4 != 4 or header < 20:
             stats.dropped["bad_ipv4_header"] += 1
             return None
-        if fragment & 0x1FFF:
-            stats.dropped["ip_fragment"] += 1  # later fragments carry no transport header
-            return None
-        start = offset + header
-        end = offset + total if total >= header else size  # total 0: TSO, take the frame
-        end = min(end, size)  # snap length cut the packet: parse what there is
         src = data[offset + 12 : offset + 16]
         dst = data[offset + 16 : offset + 20]
-        if start > end:
-            stats.dropped["truncated_ipv4"] += 1
-            return None
+        if fragment & 0x3FFF:  # More Fragments or an offset: a piece of a datagram, the first one too
+            if fragments is None:
+                stats.dropped["ip_fragment"] += 1
+                return None
+            if total < header:
+                stats.dropped["bad_ipv4_header"] += 1
+                return None
+            end = offset + total
+            if end > size:  # cut by the snap length: its datagram cannot be rebuilt
+                stats.dropped["ip_fragment_truncated"] += 1
+                return None
+            datagram = fragments.add(
+                ts,
+                src,
+                dst,
+                ident,
+                proto,
+                offset=(fragment & 0x1FFF) * 8,
+                more=bool(fragment & 0x2000),
+                data=data[offset + header : end],
+                frame_length=size,
+                header_length=header,
+                dropped=stats.dropped,
+            )
+            if datagram is None:
+                return None
+            data, proto, size = datagram.payload, datagram.proto, datagram.frame_bytes
+            start, end = 0, len(data)
+        else:
+            start = offset + header
+            end = offset + total if total >= header else size  # total 0: TSO, take the frame
+            end = min(end, size)  # snap length cut the packet: parse what there is
+            if start > end:
+                stats.dropped["truncated_ipv4"] += 1
+                return None
     elif ethertype == _ETHERTYPE_IPV6:
         if size < offset + 40:
             stats.dropped["truncated_ipv6"] += 1
@@ -191,9 +234,33 @@ def decode_frame(ts: float, data: bytes, linktype: int, stats: DecodeStats) -> P
                 stats.dropped["truncated_ipv6"] += 1
                 return None
             if proto == 44:
-                if _U16.unpack_from(data, start + 2)[0] & 0xFFF8:
-                    stats.dropped["ip_fragment"] += 1
-                    return None
+                fragment = _U16.unpack_from(data, start + 2)[0]
+                if fragment & 0xFFF9:  # an offset or M; without either it is a whole packet (RFC 6946)
+                    if fragments is None:
+                        stats.dropped["ip_fragment"] += 1
+                        return None
+                    if offset + 40 + _U16.unpack_from(data, offset + 4)[0] > size:
+                        stats.dropped["ip_fragment_truncated"] += 1
+                        return None
+                    datagram = fragments.add(
+                        ts,
+                        src,
+                        dst,
+                        _U32.unpack_from(data, start + 4)[0],
+                        data[start],
+                        offset=fragment & 0xFFF8,
+                        more=bool(fragment & 1),
+                        data=data[start + 8 : end],
+                        frame_length=size,
+                        header_length=start - offset - 40,
+                        dropped=stats.dropped,
+                    )
+                    if datagram is None:
+                        return None
+                    data, proto, size = datagram.payload, datagram.proto, datagram.frame_bytes
+                    start, end = 0, len(data)
+                    fragments = None  # one level: a Fragment header inside the reassembled bytes is not rebuilt
+                    continue
                 proto, start = data[start], start + 8
             elif proto == 51:  # AH counts its length in 4-byte words
                 proto, start = data[start], start + (data[start + 1] + 2) * 4

@@ -22,8 +22,11 @@ from collectors.transforms.packets.decode import (
 )
 from collectors.transforms.packets.dns import DnsTcpParser, dns_event, parse_dns
 from collectors.transforms.packets.flows import Flow, FlowTable, community_id, flow_event, iso
+from collectors.transforms.packets.fragments import Defragmenter
 from collectors.transforms.packets.http import HttpParser, looks_like_request
 from collectors.transforms.packets.icmp import icmp_event, is_error
+from collectors.transforms.packets.quic import QuicParser, is_quic_initial
+from collectors.transforms.packets.streams import SEQ_MASK, TcpStream
 from collectors.transforms.packets.tls import TlsParser, looks_like_tls
 
 _DNS_PORTS = frozenset((53, 5353, 5355))
@@ -35,14 +38,33 @@ class _StreamParser(Protocol):
 
 
 class _Session:
-    """Per-connection application state: the chosen parser and each direction's next sequence number."""
+    """Per-connection application state: the chosen parser and each direction's reassembly."""
 
-    __slots__ = ("gave_up", "next_seq", "parser")
+    __slots__ = ("gave_up", "parser", "streams")
 
     def __init__(self) -> None:
         self.parser: _StreamParser | None = None
-        self.next_seq: list[int | None] = [None, None]
-        self.gave_up = False
+        self.streams = (TcpStream(), TcpStream())
+        self.gave_up = False  # no parser for this connection
+
+    def open_holes(self) -> int:
+        """The directions still waiting for missing bytes (counted as gaps when the connection ends)."""
+        if self.gave_up:
+            return 0
+        client, server = self.streams
+        return (1 if client.held else 0) + (1 if server.held else 0)
+
+    def choose_parser(self, flow: Flow, way: int, first: bytes) -> _StreamParser | None:
+        """The parser the connection's first bytes call for; ``None`` (and give up) when there is none."""
+        if flow.sport in _DNS_PORTS or flow.dport in _DNS_PORTS:
+            self.parser = DnsTcpParser()
+        elif way == 0 and looks_like_request(first):
+            self.parser = HttpParser()
+        elif way == 0 and looks_like_tls(first):
+            self.parser = TlsParser()
+        else:
+            self.gave_up = True
+        return self.parser
 
 
 class PacketProcessor:
@@ -52,10 +74,11 @@ class PacketProcessor:
         self.flows = FlowTable(idle_timeout, active_timeout)
         self.stats = DecodeStats()
         self.arp = ArpWatch()
+        self.fragments = Defragmenter()
 
     def process(self, ts: float, data: bytes, linktype: int) -> list[Event]:
         """The events one frame completes (application events, and flows that timed out)."""
-        packet = decode_frame(ts, data, linktype, self.stats)
+        packet = decode_frame(ts, data, linktype, self.stats, self.fragments)
         if packet is None:
             return []
         if isinstance(packet, ArpPacket):
@@ -72,6 +95,15 @@ class PacketProcessor:
                         self.stats.dropped["dns_malformed"] += 1
                     else:
                         events.append(_address(dns_event(message), packet, flow))
+                elif packet.payload[0] >= 0xC0 and flow.direction(packet) == 0:
+                    # A long header (form and fixed bits) from the client: maybe a QUIC Initial. One
+                    # comparison for other UDP; QUIC's short-header packets never get this far.
+                    quic = flow.app
+                    if quic is None and is_quic_initial(packet.payload):
+                        quic = flow.app = QuicParser()
+                    if isinstance(quic, QuicParser):
+                        for event in quic.feed(packet.payload, self.stats.dropped):
+                            events.append(_address(event, None, flow))
             elif packet.proto in (PROTO_ICMP, PROTO_ICMPV6):
                 if is_error(packet):
                     events.append(_address(icmp_event(packet), packet, flow))
@@ -92,16 +124,20 @@ class PacketProcessor:
     def expire(self, now: float) -> list[Event]:
         """The flows idle for longer than the idle timeout at ``now`` (a live capture's wall clock)."""
         self.flows.sweep(now)
+        self.fragments.expire(now, self.stats.dropped)
         return self._end(self.flows.take_expired())
 
     def flush(self) -> list[Event]:
         """End every open flow: the events still waiting and the flow events."""
+        self.fragments.flush(self.stats.dropped)  # datagrams still missing pieces are counted, not kept
         return self._end(self.flows.flush())
 
     def _end(self, flows: list[Flow]) -> list[Event]:
         events: list[Event] = []
         for flow in flows:
             session = flow.app
+            if isinstance(session, _Session) and (holes := session.open_holes()):
+                self.stats.dropped["tcp_gap"] += holes  # bytes that never arrived before the end
             if isinstance(session, _Session) and session.parser is not None:
                 events.extend(_address(event, None, flow) for event in session.parser.finish())
                 flow.app = None
@@ -115,39 +151,42 @@ class PacketProcessor:
         elif not isinstance(session, _Session) or session.gave_up:
             return []
         way = flow.direction(packet)
-        payload = packet.payload
-        expected = session.next_seq[way]
+        stream = session.streams[way]
         seq = packet.seq
         if packet.flags & TCP_SYN:
-            seq = (seq + 1) & 0xFFFFFFFF
-            if expected is None:
-                session.next_seq[way] = expected = seq
-        if expected is not None and payload:
-            diff = (seq - expected) & 0xFFFFFFFF
-            if diff >= 0x80000000:  # a retransmission, wholly or partly old
-                behind = 0x100000000 - diff
-                if behind >= len(payload):
-                    return []
-                payload = payload[behind:]
-            elif diff:
-                session.gave_up = True  # a gap: later bytes cannot be framed
-                self.stats.dropped["tcp_gap"] += 1
-                return []
-            seq = expected
-        if not payload:
+            seq = (seq + 1) & SEQ_MASK
+            if stream.next_seq is None:  # the stream starts after the SYN's own number
+                stream.next_seq = seq
+        payload = packet.payload
+        if not payload or stream.gave_up:
             return []
-        session.next_seq[way] = (seq + len(payload)) & 0xFFFFFFFF
-        if session.parser is None:
-            if flow.sport in _DNS_PORTS or flow.dport in _DNS_PORTS:
-                session.parser = DnsTcpParser()
-            elif way == 0 and looks_like_request(payload):
-                session.parser = HttpParser()
-            elif way == 0 and looks_like_tls(payload):
-                session.parser = TlsParser()
-            else:
-                session.gave_up = True
-                return []
-        return session.parser.feed(way, payload)
+        parser = session.parser
+        if seq == stream.next_seq and not stream.held:
+            # The common case, the expected segment with nothing waiting: no reassembly needed.
+            stream.next_seq = (seq + len(payload)) & SEQ_MASK
+            if parser is None:
+                parser = session.choose_parser(flow, way, payload)
+                if parser is None:
+                    return []
+            return parser.feed(way, payload)
+        # An HTTP body of known length may be skipped over a hole rather than waited for.
+        skippable = parser.skippable(way) if isinstance(parser, HttpParser) else 0
+        pieces = stream.accept(seq, payload, skippable)
+        if stream.gave_up:
+            self.stats.dropped["tcp_gap"] += 1  # too much held behind a hole: later bytes cannot be framed
+            return []
+        events: list[Event] = []
+        for piece in pieces:
+            if isinstance(piece, int):
+                if isinstance(parser, HttpParser):
+                    parser.skip(way, piece)
+                continue
+            if parser is None:
+                parser = session.choose_parser(flow, way, piece)
+                if parser is None:
+                    break
+            events.extend(parser.feed(way, piece))
+        return events
 
 
 def _address(event: Event, packet: Packet | None, flow: Flow) -> Event:

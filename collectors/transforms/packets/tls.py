@@ -210,15 +210,15 @@ class TlsParser:
         return [tls_event(self.client, self.server)]
 
 
-def tls_event(client: ClientHello | None, server: ServerHello | None) -> Event:
-    """The ``tls.*`` fields of one handshake."""
+def tls_event(client: ClientHello | None, server: ServerHello | None, transport: str = "t") -> Event:
+    """The ``tls.*`` fields of one handshake; ``transport`` is JA4's first letter (``q`` for QUIC)."""
     tls: dict[str, Any] = {}
     if client is not None:
         ja3 = client.ja3_string()
         tls_client: dict[str, Any] = {
             "ja3": hashlib.md5(ja3.encode(), usedforsecurity=False).hexdigest(),
             "ja3_string": ja3,
-            "ja4": client.ja4(),
+            "ja4": client.ja4(transport),
             "supported_ciphers": [f"0x{c:04x}" for c in client.ciphers if not is_grease(c)],
         }
         if client.server_name is not None:

@@ -1,6 +1,6 @@
-"""The packet decoder beside tshark (Debian's, Wireshark 4) on the same captures: DNS, HTTP and TLS fields.
+"""The packet decoder beside tshark (Debian's, Wireshark 4) on the same captures: DNS, HTTP, TLS (TCP and QUIC).
 
-For every capture of the dataset's dns/, http/, tls/ and ja4/ folders, the set of values secmon
+For every capture of the dataset's dns/, http/, tls/, ja4/ and quic/ folders, the set of values secmon
 reports must equal the set tshark reports, except for the captures listed in ``KNOWN``, each with
 the reason; those must still differ (a listed difference that went away is a stale entry).
 Sets, not counts: tshark decodes a retransmitted message again, secmon's reassembly does not.
@@ -26,13 +26,9 @@ KNOWN = {
     "dns-over-http2": "DNS inside HTTP/2 (DoH): secmon does not decode HTTP/2",
     "dns__dns-tcp-multirequest-buffer": "several DNS messages in one TCP segment: tshark decodes the first only",
     # HTTP
-    "http-gap-beyond-body": "a TCP gap: secmon stops parsing the connection, tshark resumes after it",
     "http-not09-spaces": "a request line with odd spacing: secmon reads it as a request, tshark does not",
     # TLS
     "tls-duplicate-hello": "a second, different ClientHello on one connection: secmon reports the first only",
-    "ja4-quic": "TLS inside QUIC: secmon does not decode QUIC",
-    "ja4-rules": "TLS inside QUIC: secmon does not decode QUIC",
-    "ja4-rules-disabled": "TLS inside QUIC: secmon does not decode QUIC",
 }
 
 
@@ -84,7 +80,7 @@ def http_tshark(capture: Path) -> set[tuple[str, ...]]:
 
 
 def tls_secmon(capture: Path) -> set[tuple[str, ...]]:
-    hellos = (e["tls"]["client"] for e in ours(capture) if e["event"]["dataset"] == "network.tls")
+    hellos = (e["tls"]["client"] for e in ours(capture) if e["event"]["dataset"] in ("network.tls", "network.quic"))
     return {(c.get("server_name", ""), c["ja3"]) for c in hellos if c.get("ja3")}
 
 
@@ -99,6 +95,7 @@ CASES: list[tuple[str, Reader, Reader]] = [
     ("http", http_secmon, http_tshark),
     ("tls", tls_secmon, tls_tshark),
     ("ja4", tls_secmon, tls_tshark),
+    ("quic", tls_secmon, tls_tshark),
 ]
 CAPTURES = [
     pytest.param(folder, capture, mine, theirs, id=capture.parent.name)
