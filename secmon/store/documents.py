@@ -67,7 +67,10 @@ def source_json(source: Mapping[str, Any]) -> bytes:
     """
     if isinstance(source, EncodedSource):
         return source.json
-    return orjson.dumps(source, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(source)  # twice as fast as with the options below, which are rarely needed
+    except TypeError:
+        return orjson.dumps(source, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _jsonable(value: object) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ class IndexNames:
         return f"{self.prefix}-{role}"
 
 
+@functools.lru_cache(maxsize=1024)  # per event, and there are few datasets
 def dataset_slug(dataset: str | None) -> str:
     """``event.dataset`` made safe for a data stream name (lowercase, no separators but . and _)."""
     slug = _UNSAFE.sub("_", (dataset or "generic").lower()).strip("._")
