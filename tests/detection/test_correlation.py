@@ -413,12 +413,15 @@ def test_shipped_rules_load(shipped: list[Path]) -> None:
         "SSH Password Spraying or User Enumeration",
         "SSH Brute Force Followed by a Successful Login",
         "TCP Port Scan",
+        "TCP Host Sweep",
+        "ICMP Ping Sweep",
         "Possible DNS Tunnelling",
     }
     assert {r.title for r in loaded.rules if r.id in loaded.engine.silent_rule_ids} == {
         "SSH Failed Login",
         "SSH Successful Login",
         "TCP Connection Attempt",
+        "ICMP Echo Request",
         "DNS Query With a Long Random-Looking Label",
     }
 

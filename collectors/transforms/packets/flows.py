@@ -231,6 +231,9 @@ def flow_event(flow: Flow) -> Event:
     }
     if flow.proto == PROTO_TCP:
         event["tcp"] = {"flags": [name for bit, name in _TCP_FLAG_NAMES if flow.flags & bit]}
+    elif flow.proto in (PROTO_ICMP, PROTO_ICMPV6):
+        # One flow per host pair: the type and code of its first packet (8 or 128 for a ping).
+        event["icmp"] = {"type": flow.sport, "code": flow.dport}
     return event
 
 

@@ -77,4 +77,5 @@ def test_pings_are_one_flow_each_way_counted() -> None:
     (flow,) = flows
     assert flow["source"]["packets"] == 5 and flow["destination"]["packets"] == 5
     assert flow["network"]["transport"] == "icmp"
+    assert flow["icmp"] == {"type": 8, "code": 0}  # echo request: the first packet's, what a ping sweep rule needs
     assert not events_of("zeek/icmp__5-pings.pcap", "network.icmp")
