@@ -267,6 +267,8 @@ class HttpParser:
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
             return None
         status = int(parts[1])
+        if 100 <= status < 200 and status != 101:
+            return 0  # 100 Continue, 103 Early Hints: interim, the request's final response follows
         length = _length(headers)
         method = self._methods.pop(0) if self._methods else ""
         if method == "HEAD" or status < 200 or status in (204, 304):
@@ -286,6 +288,9 @@ class HttpParser:
                 self._body_event[1] = event  # sent on when the body ends, with its size
             else:
                 done.append(event)
+        if status == 101:  # Switching Protocols (WebSocket, h2c): what follows is not HTTP/1 either way
+            self._stop(0, done)
+            return None
         return body  # None: the body runs to the close, not followed
 
     def finish(self) -> list[Event]:

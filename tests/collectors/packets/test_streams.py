@@ -206,6 +206,26 @@ def test_chunked_request_body_size_and_a_transfer_coding_that_does_not_frame() -
     assert second["http"]["request"] == {"method": "POST"}
 
 
+def test_an_interim_100_continue_does_not_take_the_final_response_s_place() -> None:
+    parser = HttpParser()
+    parser.feed(0, b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+    assert parser.feed(1, b"HTTP/1.1 100 Continue\r\n\r\n") == []
+    parser.feed(0, b"abc" + SECOND_REQUEST)
+    first, second = parser.feed(1, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n" + SECOND_RESPONSE)
+    assert first["url"]["path"] == "/up" and first["http"]["response"]["status_code"] == 201
+    assert second["url"]["path"] == "/second" and second["http"]["response"]["status_code"] == 404
+
+
+def test_after_switching_protocols_neither_direction_is_read_as_http() -> None:
+    parser = HttpParser()
+    parser.feed(0, b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    (upgrade,) = parser.feed(1, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+    assert upgrade["http"]["response"]["status_code"] == 101
+    # Bytes of the new protocol that happen to look like an HTTP exchange are not one.
+    parser.feed(0, SECOND_REQUEST)
+    assert parser.feed(1, SECOND_RESPONSE) == [] and parser.finish() == []
+
+
 def test_a_hole_never_filled_is_a_gap_and_the_events_before_it_stay(tmp_path: Path) -> None:
     connection = Connection()
     connection.say(0, REQUEST)
