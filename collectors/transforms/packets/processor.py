@@ -23,13 +23,15 @@ from collectors.transforms.packets.decode import (
 from collectors.transforms.packets.dns import DnsTcpParser, dns_event, parse_dns
 from collectors.transforms.packets.flows import Flow, FlowTable, community_id, flow_event, iso
 from collectors.transforms.packets.fragments import Defragmenter
-from collectors.transforms.packets.http import HttpParser, looks_like_request
+from collectors.transforms.packets.http import METHODS, HttpParser, looks_like_request
 from collectors.transforms.packets.icmp import icmp_event, is_error
 from collectors.transforms.packets.quic import QuicParser, is_quic_initial
 from collectors.transforms.packets.streams import SEQ_MASK, TcpStream
 from collectors.transforms.packets.tls import TlsParser, looks_like_tls
 
 _DNS_PORTS = frozenset((53, 5353, 5355))
+_OPENING_MAX = 16  # more than the longest method looked for ("PROPFIND ")
+_TLS_OPENINGS = (b"\x16", b"\x16\x03")
 
 
 class _StreamParser(Protocol):
@@ -40,12 +42,13 @@ class _StreamParser(Protocol):
 class _Session:
     """Per-connection application state: the chosen parser and each direction's reassembly."""
 
-    __slots__ = ("gave_up", "parser", "streams")
+    __slots__ = ("gave_up", "opening", "parser", "streams")
 
     def __init__(self) -> None:
         self.parser: _StreamParser | None = None
         self.streams = (TcpStream(), TcpStream())
         self.gave_up = False  # no parser for this connection
+        self.opening = b""  # the client's first bytes, while too few to tell the protocol
 
     def open_holes(self) -> int:
         """The directions still waiting for missing bytes (counted as gaps when the connection ends)."""
@@ -54,17 +57,29 @@ class _Session:
         client, server = self.streams
         return (1 if client.held else 0) + (1 if server.held else 0)
 
-    def choose_parser(self, flow: Flow, way: int, first: bytes) -> _StreamParser | None:
-        """The parser the connection's first bytes call for; ``None`` (and give up) when there is none."""
+    def choose_parser(self, flow: Flow, way: int, data: bytes) -> tuple[_StreamParser | None, bytes]:
+        """The parser the connection's first bytes call for, and the bytes to give it.
+
+        ``None`` while the client's first bytes are too few to tell ("G", one byte of a TLS
+        record: a sender may split them so to evade inspection); they are kept until more come.
+        ``None`` with :attr:`gave_up` set when no parser fits.
+        """
         if flow.sport in _DNS_PORTS or flow.dport in _DNS_PORTS:
             self.parser = DnsTcpParser()
-        elif way == 0 and looks_like_request(first):
-            self.parser = HttpParser()
-        elif way == 0 and looks_like_tls(first):
-            self.parser = TlsParser()
-        else:
+            return self.parser, data
+        if way == 0:
+            data = self.opening + data
+            if looks_like_request(data):
+                self.parser = HttpParser()
+            elif looks_like_tls(data):
+                self.parser = TlsParser()
+            elif len(data) < _OPENING_MAX and (data in _TLS_OPENINGS or any(m.startswith(data) for m in METHODS)):
+                self.opening = data
+                return None, b""
+            self.opening = b""
+        if self.parser is None:
             self.gave_up = True
-        return self.parser
+        return self.parser, data
 
 
 class PacketProcessor:
@@ -165,7 +180,7 @@ class PacketProcessor:
             # The common case, the expected segment with nothing waiting: no reassembly needed.
             stream.next_seq = (seq + len(payload)) & SEQ_MASK
             if parser is None:
-                parser = session.choose_parser(flow, way, payload)
+                parser, payload = session.choose_parser(flow, way, payload)
                 if parser is None:
                     return []
             return parser.feed(way, payload)
@@ -181,11 +196,14 @@ class PacketProcessor:
                 if isinstance(parser, HttpParser):
                     parser.skip(way, piece)
                 continue
+            data = piece
             if parser is None:
-                parser = session.choose_parser(flow, way, piece)
+                parser, data = session.choose_parser(flow, way, piece)
                 if parser is None:
-                    break
-            events.extend(parser.feed(way, piece))
+                    if session.gave_up:
+                        break
+                    continue
+            events.extend(parser.feed(way, data))
         return events
 
 

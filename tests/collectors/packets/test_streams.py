@@ -123,6 +123,28 @@ def test_tls_client_hello_split_and_reordered(tmp_path: Path) -> None:
     assert event["tls"]["client"]["server_name"] == "reordered.example.net"
 
 
+@pytest.mark.parametrize("split", [1, 2, 3], ids=lambda n: f"first segment {n} bytes")
+def test_a_connection_opened_with_a_few_bytes_is_still_recognised(tmp_path: Path, split: int) -> None:
+    # Splitting a request's or a handshake's first bytes into tiny segments must not hide it.
+    web, tls = Connection(), Connection(sport=40001, dport=443)
+    web.send(*web.segments(0, REQUEST, (split,)))
+    tls.send(*tls.segments(0, client_hello("split.example"), (split,)))
+    (tmp_path / "web").mkdir()
+    (tmp_path / "tls").mkdir()
+    events = web.decode(tmp_path / "web")[0] + tls.decode(tmp_path / "tls")[0]
+    (request,) = http_events(events)
+    assert request["url"]["original"] == "/index.html?q=1"
+    (hello,) = [e for e in events if e["event"]["dataset"] == "network.tls"]
+    assert hello["tls"]["client"]["server_name"] == "split.example"
+
+
+def test_a_connection_whose_first_bytes_are_neither_http_nor_tls_is_left_alone(tmp_path: Path) -> None:
+    connection = Connection()
+    connection.send(*connection.segments(0, b"XGET " + REQUEST, (1,)))
+    events, _ = connection.decode(tmp_path)
+    assert not http_events(events)
+
+
 def test_keep_alive_with_a_chunked_response_then_another_exchange(tmp_path: Path) -> None:
     connection = Connection()
     connection.say(0, REQUEST)
