@@ -125,6 +125,9 @@ class CaptureSourceSettings(_SourceSettings):
     active_timeout: float = Field(
         1800.0, gt=0, description="Seconds after which a long flow is reported, then restarted."
     )
+    max_flows: int = Field(
+        500_000, ge=1000, description="Flows tracked at most; past it the oldest is reported early (a flood's memory)."
+    )
     flush_interval: float = Field(1.0, gt=0, description="Seconds between hand-overs of packets to the pipeline.")
     max_queue_packets: int = Field(
         200_000, ge=1000, description="Packets waiting for the pipeline at most; more are dropped and counted."

@@ -5,12 +5,15 @@ into a bounded queue; every ``flush_interval`` the event loop decodes what is qu
 :class:`~collectors.transforms.packets.PacketProcessor`, reports flows idle past their timeout,
 and submits the events. Capture cannot push back on the wire: packets the queue has no room
 for, and those the kernel dropped, are counted (``secmon_component_discarded_events`` with
-reasons ``queue_full`` and ``kernel_drop``).
+reasons ``queue_full`` and ``kernel_drop``), as is what the decoder could not read, under its
+reasons (``tcp_gap``, ``ip_fragment_timeout``, ``dns_malformed`` ...: see
+:class:`~collectors.transforms.packets.DecodeStats`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import select
@@ -42,11 +45,12 @@ class CaptureSource:
         self.pipeline = pipeline
         agency = Agency(settings.agency, settings.agency_name) if settings.agency else None
         self.context = SourceContext(component, "raw", agency, settings.dataset)
-        self.processor = PacketProcessor(settings.idle_timeout, settings.active_timeout)
+        self.processor = PacketProcessor(settings.idle_timeout, settings.active_timeout, settings.max_flows)
         self.packets = 0
         self.kernel_drops = 0
         self.queue_drops = 0
         self._counted_queue_drops = 0
+        self._counted_undecoded: collections.Counter[str] = collections.Counter()
         self._frames: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
         self._socket: Any = None
         self._stopping = threading.Event()
@@ -143,6 +147,11 @@ class CaptureSource:
         if self.queue_drops:
             discarded.labels(self.component, "queue_full").inc(self.queue_drops - self._counted_queue_drops)
             self._counted_queue_drops = self.queue_drops
+        undecoded = self.processor.stats.dropped
+        if undecoded != self._counted_undecoded:
+            for reason, count in (undecoded - self._counted_undecoded).items():
+                discarded.labels(self.component, reason).inc(count)
+            self._counted_undecoded = undecoded.copy()
         try:
             raw = self._socket.ins.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _STATS.size)
         except (AttributeError, OSError):

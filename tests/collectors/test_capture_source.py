@@ -89,6 +89,7 @@ name = b"".join(bytes([len(p)]) + p for p in b"secmon-probe.example.org".split(b
 query = struct.pack("!HHHHHH", 0x5ec, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
     udp.sendto(query, ("{host}", 53))
+    udp.sendto(b"\\x05\\xec not a DNS message", ("{host}", 53))  # counted as undecodable, never raised
 try:
     urllib.request.urlopen("http://{host}:{port}/secmon-capture-test?x=1", timeout=10).read()
 except urllib.error.HTTPError:
@@ -126,6 +127,10 @@ async def test_live_capture_sees_dns_http_and_raises_the_port_scan_alert(
         finally:
             await source.stop()  # flushes the open flows
     assert source.packets > 80
+    discarded = pipeline.telemetry.value(
+        "secmon_component_discarded_events_total", component="uplink", reason="dns_malformed"
+    )
+    assert discarded == 1
     dns = await search_all(es, names.events("network.dns"), {"term": {"source.ip": PEER}})
     assert [e["dns"]["question"]["name"] for e in dns] == ["secmon-probe.example.org"]  # type: ignore[index]
     web = await search_all(es, names.events("network.http"), {"term": {"source.ip": PEER}})

@@ -3,7 +3,8 @@
 A flow's initiator (``source``) is the sender of its first packet, except that a SYN-ACK seen
 first makes its receiver the initiator. A flow is emitted when no packet has been seen for
 ``idle_timeout`` seconds, when it has lasted ``active_timeout`` seconds (it then goes on as a
-new record with the same key), and at :meth:`FlowTable.flush`. Time is the packets' time, so a
+new record with the same key), when ``max_flows`` are open and a new one begins (the oldest
+begun is ended), and at :meth:`FlowTable.flush`. Time is the packets' time, so a
 capture file replays the same way however fast it is read.
 """
 
@@ -133,10 +134,20 @@ class Flow:
 class FlowTable:
     """Bidirectional flows keyed by 5-tuple; :meth:`add` returns the flow a packet belongs to."""
 
-    def __init__(self, idle_timeout: float = 60.0, active_timeout: float = 1800.0, sweep_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        idle_timeout: float = 60.0,
+        active_timeout: float = 1800.0,
+        sweep_interval: float = 5.0,
+        max_flows: int = 500_000,
+    ) -> None:
         self.idle_timeout = idle_timeout
         self.active_timeout = active_timeout
         self.sweep_interval = sweep_interval
+        # A SYN flood or a scan from random ports makes a flow per packet: past this many, the
+        # oldest flow is ended early (reported as it stands) rather than memory growing unbounded.
+        self.max_flows = max_flows
+        self.evicted = 0  # flows ended early by max_flows
         self.flows: dict[FlowKey, Flow] = {}
         self.expired: list[Flow] = []  # ended flows not yet collected by the caller
         self._next_sweep: float | None = None
@@ -166,6 +177,9 @@ class FlowTable:
             else:
                 flow = Flow(src, packet.sport, dst, packet.dport, proto, ts, ts)
             flow.vlan = packet.vlan
+            if len(self.flows) >= self.max_flows:
+                self.expired.append(self.flows.pop(next(iter(self.flows))))  # the oldest begun
+                self.evicted += 1
             self.flows[key] = flow
         way = 0 if src == flow.src and (icmp or sport == flow.sport) else 1
         flow.packets[way] += 1

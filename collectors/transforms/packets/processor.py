@@ -85,8 +85,8 @@ class _Session:
 class PacketProcessor:
     """Frames in, events out; one instance per capture or interface (it holds the flow table)."""
 
-    def __init__(self, idle_timeout: float = 60.0, active_timeout: float = 1800.0) -> None:
-        self.flows = FlowTable(idle_timeout, active_timeout)
+    def __init__(self, idle_timeout: float = 60.0, active_timeout: float = 1800.0, max_flows: int = 500_000) -> None:
+        self.flows = FlowTable(idle_timeout, active_timeout, max_flows=max_flows)
         self.stats = DecodeStats()
         self.arp = ArpWatch()
         self.fragments = Defragmenter()

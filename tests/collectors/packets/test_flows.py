@@ -43,6 +43,16 @@ def test_idle_timeout_ends_a_flow_and_a_later_packet_starts_another() -> None:
     assert not flows(early)
 
 
+def test_past_max_flows_the_oldest_flow_is_reported_early_and_none_is_lost() -> None:
+    processor = PacketProcessor(max_flows=3)
+    early: list[Event] = []
+    for port in range(1000, 1005):  # five flows, one packet each, within a second
+        early += processor.process(port / 10_000, udp(A, port, B, 53), LINKTYPE_ETHERNET)
+    assert [f["source"]["port"] for f in flows(early)] == [1000, 1001]
+    assert processor.flows.evicted == 2 and len(processor.flows.flows) == 3
+    assert sorted(f["source"]["port"] for f in flows(processor.flush())) == [1002, 1003, 1004]
+
+
 def test_active_timeout_splits_a_long_flow() -> None:
     processor = PacketProcessor(idle_timeout=60, active_timeout=100)
     events: list[Event] = []
