@@ -66,15 +66,20 @@ def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
         yield Record(orjson.dumps(record.event).decode(), origin, key=f"{path.resolve()}:{record.record_id}")
 
 
-def read_pcap_events(path: Path, failures: list[str]) -> Iterator[tuple[str, Event]]:
+def read_pcap_events(
+    path: Path, failures: list[str], undecoded: Counter[str] | None = None
+) -> Iterator[tuple[str, Event]]:
     """The ECS events (flows, DNS, HTTP, TLS, ICMP, ARP) of a pcap or pcapng file, keyed by their order in it.
 
     A damaged file gives the events before the damage; what went wrong is added to ``failures``.
+    What the decoder could not read (a TCP gap, an incomplete IP datagram ...) is added to
+    ``undecoded`` by reason.
     """
-    from collectors.transforms.packets import CaptureError, packets_to_events, read_capture
+    from collectors.transforms.packets import CaptureError, PacketProcessor, packets_to_events, read_capture
 
     identity = os.stat(path)
-    events = packets_to_events(read_capture(path))
+    processor = PacketProcessor()
+    events = packets_to_events(read_capture(path), processor)
     number = 0
     try:
         for number, event in enumerate(events):
@@ -82,6 +87,8 @@ def read_pcap_events(path: Path, failures: list[str]) -> Iterator[tuple[str, Eve
             yield f"{identity.st_dev}:{identity.st_ino}:{number}", event
     except CaptureError as exc:
         failures.append(str(exc))
+    if undecoded is not None:
+        undecoded.update(processor.stats.dropped)
 
 
 async def import_records(

@@ -83,14 +83,16 @@ def test_pcap_import_stores_every_event_once_and_keeps_a_damaged_capture_s_event
     def run(*args: str) -> tuple[list[int], str]:
         return run_import(config, "pcap", *args)
 
+    gap = DATASETS / "pcap" / "http" / "http-gap-beyond-body" / "input.pcap"  # a TCP segment never captured
     (read, failed_to_parse, stored, duplicates, dead_lettered, failed, alerts), output = run(
-        str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged)
+        str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged), str(gap)
     )
     assert read > 0 and (failed_to_parse, stored, duplicates, dead_lettered, failed) == (0, read, 0, 0, 0)
     assert alerts == 2  # DNS tunnelling (iodine) and the port scan in the damaged capture's first part
     assert "damaged capture" in output and "damaged.pcap" in output
+    assert "not decoded (frames or messages, by reason): tcp_gap 1" in " ".join(output.split())
     assert stored_count(url, names.events_pattern) == read
 
-    again, _ = run(str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged))
+    again, _ = run(str(DATASETS / "pcap" / "ndpi" / "dns-tunnel-iodine.pcap"), str(damaged), str(gap))
     assert again == [read, 0, 0, read, 0, 0, 0]  # the same events, already stored; no new alert
     assert stored_count(url, names.events_pattern) == read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -93,9 +94,10 @@ def pcap(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) 
     ensure_cluster(settings)
     paths = _files(paths, "*.pcap*")
     failures: list[str] = []
+    undecoded: Counter[str] = Counter()
     with _progress() as progress:
         task = progress.add_task("importing events", total=None)
-        events = (item for path in paths for item in read_pcap_events(path, failures))
+        events = (item for path in paths for item in read_pcap_events(path, failures, undecoded))
         summary = asyncio.run(
             import_events(
                 settings, events, component="import-pcap", agency=agency, progress=lambda n: progress.advance(task, n)
@@ -103,6 +105,9 @@ def pcap(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) 
         )
     for failure in failures:
         console.print(f"[yellow]damaged capture, events before the damage kept:[/] {failure}", highlight=False)
+    if undecoded:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in undecoded.most_common())
+        console.print(f"not decoded (frames or messages, by reason): {reasons}", highlight=False)
     _print_summary(summary)
 
 
