@@ -1,15 +1,21 @@
 """Shared fixtures: a real Elasticsearch node and a unique index prefix per test session.
 
 The node is secmon's own local node on port 9250 (not the 9200 a user's ``secmon up`` takes),
-started with an empty data folder when it is not running and stopped at the end. Set
-SECMON_TEST_ES_URL to run the suite against another cluster instead.
+started with an empty data folder when it is not running. Test sessions running at the same
+time share it: each registers itself, and the last one to end stops a node a test session
+started (one started by hand is left running). Set SECMON_TEST_ES_URL to run the suite against
+another cluster instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from elasticsearch import AsyncElasticsearch
@@ -19,6 +25,32 @@ from secmon.node import LocalNode
 from secmon.store import IndexNames, connect, install_templates
 
 TEST_NODE_PORT = 9250
+# Who uses the test node: a file per running session, and a mark when a session started it.
+SESSIONS = Path(tempfile.gettempdir()) / f"secmon-test-node-{TEST_NODE_PORT}"
+
+
+@contextlib.contextmanager
+def _sessions_locked() -> Iterator[Path]:
+    """The sessions folder, for one session at a time (starting or stopping the node included)."""
+    SESSIONS.mkdir(exist_ok=True)
+    with (SESSIONS / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield SESSIONS
+
+
+def _any_session_alive(folder: Path) -> bool:
+    """Whether a registered session still runs (the files of killed ones are removed)."""
+    alive = False
+    for entry in folder.glob("session-*"):
+        try:
+            os.kill(int(entry.name.removeprefix("session-")), 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+            continue
+        except (PermissionError, ValueError):
+            pass  # running under another user, or not a file of ours: count it as alive
+        alive = True
+    return alive
 
 
 @pytest.fixture(scope="session")
@@ -36,12 +68,19 @@ def es_settings(local_node_settings: LocalNodeSettings) -> Iterator[Elasticsearc
         yield ElasticsearchSettings(url=url, index_prefix=prefix)  # type: ignore[call-arg]
         return
     node = LocalNode(local_node_settings)
-    # A fresh data folder whenever this session starts the node: this distribution cannot
-    # delete data streams, so earlier sessions' test data would otherwise pile up.
-    started_here = node.start(fresh=True).started
+    session = f"session-{os.getpid()}"
+    with _sessions_locked() as folder:
+        # A fresh data folder whenever a session starts the node: this distribution cannot
+        # delete data streams, so earlier sessions' test data would otherwise pile up.
+        if node.start(fresh=True).started:
+            (folder / "started-by-tests").touch()
+        (folder / session).touch()
     yield ElasticsearchSettings(index_prefix=prefix, local=local_node_settings)  # type: ignore[call-arg]
-    if started_here:
-        node.stop()
+    with _sessions_locked() as folder:
+        (folder / session).unlink(missing_ok=True)
+        if not _any_session_alive(folder) and (folder / "started-by-tests").exists():
+            node.stop()
+            (folder / "started-by-tests").unlink()
 
 
 @pytest.fixture(scope="session")
