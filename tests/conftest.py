@@ -70,11 +70,12 @@ def es_settings(local_node_settings: LocalNodeSettings) -> Iterator[Elasticsearc
     node = LocalNode(local_node_settings)
     session = f"session-{os.getpid()}"
     with _sessions_locked() as folder:
+        (folder / session).touch()
+        if node.pid() is None:  # marked before starting: a session killed while it starts leaves the mark
+            (folder / "started-by-tests").touch()
         # A fresh data folder whenever a session starts the node: this distribution cannot
         # delete data streams, so earlier sessions' test data would otherwise pile up.
-        if node.start(fresh=True).started:
-            (folder / "started-by-tests").touch()
-        (folder / session).touch()
+        node.start(fresh=True)
     yield ElasticsearchSettings(index_prefix=prefix, local=local_node_settings)  # type: ignore[call-arg]
     with _sessions_locked() as folder:
         (folder / session).unlink(missing_ok=True)
