@@ -106,7 +106,9 @@ _FIREWALL_ACTIONS = (
 _AUDIT_RECORD = re.compile(
     r"(?:node=(\S+) )?type=(\S+) (?:msg=)?audit\((\d{1,12})\.(\d{1,9}):(\d{1,19})\):\s?(.*)$", re.DOTALL
 )
-_AUDIT_FIELD = re.compile(r"""([A-Za-z0-9_-]{1,64})=(?:"([^"]*)"|'([^']*)'|(\S*))""")
+# EXECVE splits a long argument into a1_len=... a1[0]=... a1[1]=...: the index is part of the key.
+_AUDIT_FIELD = re.compile(r"""([A-Za-z0-9_-]{1,64}(?:\[\d{1,6}\])?)=(?:"([^"]*)"|'([^']*)'|(\S*))""")
+_EXECVE_ARGUMENTS = 10_000  # argc beyond this is not a real command line: the first ones are kept
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
 # Fields auditd hex-encodes (unquoted) when they hold a space, a quote or a control character.
 _AUDIT_ENCODED = frozenset(("exe", "comm", "cwd", "name", "proctitle", "path", "cmd", "acct", "data"))
@@ -493,11 +495,15 @@ def _apply_audit(event: Event, record: re.Match[str]) -> None:
     meta["dataset"] = AUDITD_DATASET
     meta["action"] = record_type.lower()
     meta["sequence"] = int(sequence)
-    fields = _audit_fields(body)
+    fields = _audit_fields(body, execve=record_type == "EXECVE")
     log: dict[str, Any] = {"record_type": record_type, "sequence": int(sequence), **fields}
     if node is not None:
         log["node"] = node
+        host = event.setdefault("host", {})  # the audited machine, unless a syslog header named it
+        host.setdefault("hostname", node)
     event["auditd"] = {"log": log}
+    if record_type == "EXECVE":
+        _execve(event, fields)
     try:
         moment = datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(fraction[:6].ljust(6, "0")))
     except (OverflowError, OSError, ValueError):
@@ -529,6 +535,8 @@ def _apply_audit(event: Event, record: re.Match[str]) -> None:
         user["effective"] = {"id": euid}
     if (account := _audit_value(fields, "acct")) is not None:
         user["name"] = account
+    elif (name := _audit_value(fields, "UID")) is not None:  # log_format=ENRICHED names the uid
+        user["name"] = name
     if user:
         _set(event, "user", user)
     if (address := _audit_value(fields, "addr")) is not None and is_ip(address):
@@ -537,17 +545,53 @@ def _apply_audit(event: Event, record: re.Match[str]) -> None:
         set_address(event, "source", hostname)
 
 
-def _audit_fields(body: str) -> dict[str, str]:
-    """``key=value`` pairs of an audit record, the ones inside ``msg='...'`` included."""
+def _execve(event: Event, fields: dict[str, str]) -> None:
+    """An EXECVE record's arguments as ECS ``process.args`` and ``process.command_line``.
+
+    The executable, pids and user are in the SYSCALL record of the same audit event: the
+    pipeline's :class:`~collectors.transforms.audit_exec.ExecJoin` adds them.
+    """
+    count = to_int(fields.get("argc", ""), 5)
+    if count is None:
+        return
+    args: list[str] = []
+    for index in range(min(count, _EXECVE_ARGUMENTS)):
+        value = fields.get(f"a{index}")
+        if value is None:  # a long argument, in pieces a<i>[0], a<i>[1] ...
+            pieces: list[str] = []
+            while (piece := fields.get(f"a{index}[{len(pieces)}]")) is not None:
+                pieces.append(piece)
+            if not pieces:
+                break  # the record was cut: keep the arguments before
+            value = "".join(pieces)
+        args.append(value)
+    if not args:
+        return
+    process = event.setdefault("process", {})
+    process["args"] = args
+    process["args_count"] = count
+    process["command_line"] = " ".join(args)
+    if args[0].startswith("/"):
+        process.setdefault("executable", args[0])
+    process.setdefault("name", args[0].rpartition("/")[2])
+
+
+def _audit_fields(body: str, *, execve: bool = False) -> dict[str, str]:
+    """``key=value`` pairs of an audit record, the ones inside ``msg='...'`` included.
+
+    ``execve``: an EXECVE record, whose arguments (``a0``, ``a1[2]``) are hex-encoded like the
+    names in :data:`_AUDIT_ENCODED` (in other records ``a0``... are syscall arguments in hex).
+    """
     fields: dict[str, str] = {}
     for key, double_quoted, single_quoted, bare in _AUDIT_FIELD.findall(body):
         if key == "msg" and single_quoted:  # user-space records nest their own pairs
             for inner_key, inner_value in _audit_fields(single_quoted).items():
                 fields.setdefault(inner_key, inner_value)
             continue
+        encoded = key in _AUDIT_ENCODED or (execve and key[:1] == "a" and key[1:2].isdigit())
         if double_quoted or single_quoted:
             value = double_quoted or single_quoted
-        elif key in _AUDIT_ENCODED and len(bare) > 1 and _HEX.fullmatch(bare) is not None:
+        elif encoded and len(bare) > 1 and _HEX.fullmatch(bare) is not None:
             value = bytes.fromhex(bare).decode("utf-8", "backslashreplace")
             if key == "proctitle":
                 value = value.replace("\x00", " ")

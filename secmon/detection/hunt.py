@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.event import Event, Record
+from collectors.transforms.audit_exec import ExecJoin
 from collectors.transforms.normalize import normalize
 from secmon.detection.detector import Detector
 from secmon.detection.fields import event_time
@@ -115,11 +116,13 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
             failures.append(str(exc))
         return
     fmt = "beats" if suffix in JSON_SUFFIXES else "auto"
+    exec_join = ExecJoin()  # auditd: a program's SYSCALL and EXECVE lines make one process start
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
             if text.strip():
                 event = normalize(Record(text, {"log": {"file": {"path": str(path)}}}), fmt)
+                exec_join.join(event, str(path))
                 yield SourcedEvent(str(path), None, number, event)
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 import orjson
 
 from collectors.event import PARSE_FAILURE_TAG, Event, Record, mark_parse_failure, set_field
+from collectors.transforms.audit_exec import ExecJoin
 from collectors.transforms.normalize import normalize
 from secmon.ids import sequential_id
 from secmon.log import get_logger
@@ -90,6 +91,7 @@ class Pipeline:
         # Ids for records without a key of their own: unique per process start, then fixed in
         # the buffer, so a replay from the buffer reuses them. 48 bits of sequence last any run.
         self._id_prefix = os.urandom(9)
+        self._exec_join = ExecJoin()  # auditd: a program's SYSCALL and EXECVE lines make one process start
         self._sequence = 0
 
     # -- submitting ------------------------------------------------------------------------
@@ -174,6 +176,7 @@ class Pipeline:
     def _normalize(self, record: Record, context: SourceContext) -> Event:
         try:
             event = normalize(record, context.format)
+            self._exec_join.join(event, context.component)
         except Exception as exc:  # a parser bug must cost one event's fields, never the event
             self.telemetry.errors.labels(context.component, "normalize").inc()
             log.error("A parser failed; keeping the raw event.", component=context.component, error=repr(exc))

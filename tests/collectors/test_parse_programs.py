@@ -382,6 +382,30 @@ def test_raw_auditd_syscall_record() -> None:
     assert PARSE_FAILURE_TAG not in event.get("tags", [])
 
 
+def test_auditd_execve_record_gives_the_arguments_and_command_line() -> None:
+    # Arguments with a space are hex-encoded; a long one is split into pieces a<i>[0], a<i>[1].
+    event = parse_auditd(
+        'type=EXECVE msg=audit(1700000000.123:457): argc=4 a0="bash" a1="-c" a2=6563686F2068692074686572 '
+        'a3_len=12 a3[0]="--long-" a3[1]="value"'
+    )
+    assert event["process"] == {
+        "args": ["bash", "-c", "echo hi ther", "--long-value"],
+        "args_count": 4,
+        "command_line": "bash -c echo hi ther --long-value",
+        "name": "bash",
+    }
+    assert event["event"]["type"] == ["start"]
+
+
+def test_auditd_syscall_hex_arguments_stay_as_they_are_and_enriched_names_are_read() -> None:
+    event = parse_auditd(
+        "type=SYSCALL msg=audit(1700000000.123:458): arch=c000003e syscall=59 success=yes exit=0 a0=6162 "
+        'pid=9 uid=1000 comm="id" exe="/usr/bin/id" UID="dana"'
+    )
+    assert event["auditd"]["log"]["a0"] == "6162"  # a syscall argument, not text
+    assert event["user"]["name"] == "dana"
+
+
 def test_auditd_user_record_reads_the_pairs_inside_msg() -> None:
     event = parse_auditd(
         "type=USER_LOGIN msg=audit(1700000000.5:9): pid=77 uid=0 auid=4294967295 ses=4294967295 "
