@@ -129,7 +129,7 @@ async def test_ack_close_and_show(api: Api, tmp_path: Path) -> None:  # noqa: F8
 
     # One alert the workflow refuses (acknowledging a closed alert) and one that does not exist.
     code, out, err = await secmon("alerts", "ack", first, "no-such-alert", third, *url, key=key, cwd=tmp_path)
-    assert code == 1
+    assert code == 1, (out, err)
     assert "1 updated, 2 failed" in out
     assert "no-such-alert" in out
 
@@ -140,6 +140,13 @@ async def test_ack_close_and_show(api: Api, tmp_path: Path) -> None:  # noqa: F8
     code, out, err = await secmon("alerts", "show", "no-such-alert", *url, key=key, cwd=tmp_path)
     assert code == 1
     assert "no-such-alert" in err or "not found" in err.lower()
+
+    # Ids are URL-safe base64: one in 64 begins with "-", and must not be taken for an option.
+    code, out, err = await secmon("alerts", "show", "-Xno-such-alert", *url, key=key, cwd=tmp_path)
+    assert code == 1, err
+    assert "-Xno-such-alert" in err or "not found" in err.lower()
+    code, out, err = await secmon("alerts", "ack", "-Xa", "--assigne", "bob", *url, key=key, cwd=tmp_path)
+    assert code == 2 and "--assigne" in err  # a mistyped option is still refused as one
 
 
 async def test_bad_or_missing_key_says_what_to_do(api: Api, tmp_path: Path) -> None:  # noqa: F811

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from secmon.cli.context import console, load
+from secmon.cli.context import TAKES_IDS, check_ids, console, load
 from secmon.cli.detect import LEVEL_STYLES
 from secmon.triage.query import AlertSort
 
@@ -167,7 +167,7 @@ def list_alerts(
     console.print(f"{shown:,} of {total:,}{'' if exact else '+'} alerts{hint}", highlight=False)
 
 
-@app.command()
+@app.command(context_settings=TAKES_IDS)
 def show(
     ctx: typer.Context,
     alert_id: Annotated[str, typer.Argument(help="The alert's id.")],
@@ -176,6 +176,7 @@ def show(
     key: KeyOption = None,
 ) -> None:
     """An alert in full: rule, where and who, counts, notes, the events that raised it, and its audit trail."""
+    check_ids([alert_id])
     with ApiClient(ctx, api, key) as client:
         alert = client.request("GET", f"/alerts/{alert_id}")
         audit = client.request("GET", f"/alerts/{alert_id}/audit")
@@ -230,7 +231,7 @@ def show(
     console.print(table if audit else "[dim]No changes yet.[/]")
 
 
-@app.command()
+@app.command(context_settings=TAKES_IDS)
 def ack(
     ctx: typer.Context,
     *,
@@ -245,7 +246,7 @@ def ack(
     _triage(ctx, alert_ids, change, api, key)
 
 
-@app.command()
+@app.command(context_settings=TAKES_IDS)
 def close(
     ctx: typer.Context,
     *,
@@ -262,7 +263,7 @@ def close(
 
 def _triage(ctx: typer.Context, alert_ids: list[str], change: dict[str, Any], api: str | None, key: str | None) -> None:
     body = {name: value for name, value in change.items() if value is not None}
-    ids = list(dict.fromkeys(alert_ids))
+    ids = list(dict.fromkeys(check_ids(alert_ids)))
     with ApiClient(ctx, api, key) as client:
         if len(ids) == 1:
             alert = client.request("PATCH", f"/alerts/{ids[0]}", json=body)

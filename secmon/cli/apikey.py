@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from secmon.auth import KeyStore, Role
-from secmon.cli.context import console, ensure_cluster, load
+from secmon.cli.context import TAKES_IDS, check_ids, console, ensure_cluster, load
 from secmon.config import Settings
 from secmon.store import IndexNames, connect
 
@@ -58,11 +58,12 @@ def list_keys(ctx: typer.Context) -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(context_settings=TAKES_IDS)
 def revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id, from secmon apikey list.")]
 ) -> None:
     """Revoke a key for good."""
+    check_ids([key_id])
     if not _with_store(load(ctx), lambda store: store.revoke(key_id)):
         console.print(f"[red]No key {key_id}.[/]")
         raise typer.Exit(1)

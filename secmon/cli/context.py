@@ -41,3 +41,17 @@ def ensure_cluster(settings: Settings) -> None:
     if node.pid() is None:
         with console.status(f"Starting the local Elasticsearch node on {node.url} …"):
             node.start()
+
+
+# Ids are URL-safe base64 and may begin with "-", which the command line would take for an
+# option: commands that take ids pass unknown options through as arguments, and check_ids
+# refuses what is clearly a mistyped option ("--assigne").
+TAKES_IDS: dict[str, Any] = {"ignore_unknown_options": True}
+
+
+def check_ids(ids: list[str]) -> list[str]:
+    """``ids`` as given, after refusing an unknown ``--option`` that came through as one."""
+    for value in ids:
+        if value.startswith("--"):
+            raise typer.BadParameter(f"no such option: {value} (an id never starts with --)")
+    return ids
