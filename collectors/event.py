@@ -9,6 +9,7 @@ message no parser understands becomes an event that keeps ``event.original`` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +47,11 @@ def set_field(event: Event, dotted: str, value: Any) -> None:
     target[last] = value
 
 
-def get_field(event: Event, dotted: str, default: Any = None) -> Any:
+def get_field(event: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
     """``event["a"]["b"]["c"]`` for ``"a.b.c"``, or ``default`` where any part is missing."""
     value: Any = event
     for key in dotted.split("."):
-        if not isinstance(value, dict) or key not in value:
+        if not isinstance(value, Mapping) or key not in value:
             return default
         value = value[key]
     return value

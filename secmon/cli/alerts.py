@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from collectors.event import get_field
 from secmon.cli.context import TAKES_IDS, check_ids, console, load
 from secmon.cli.detect import LEVEL_STYLES
 from secmon.triage.query import AlertSort
@@ -216,7 +217,8 @@ def show(
         title = f"events that raised it ({len(events):,})"
         table = Table("time", "dataset", "event", title=title, title_justify="left")
         for event in events[:SHOWN_EVENTS]:
-            table.add_row(_when(event.get("@timestamp")), _get(event, "event.dataset") or "", _event_summary(event))
+            dataset = get_field(event, "event.dataset") or ""
+            table.add_row(_when(event.get("@timestamp")), dataset, _event_summary(event))
         console.print(table)
         if len(events) > SHOWN_EVENTS:
             console.print(f"… and {len(events) - SHOWN_EVENTS:,} more (--json for all)")
@@ -367,24 +369,15 @@ def _value(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _get(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def _event_summary(event: dict[str, Any]) -> str:
     """One line for an event: its message, else its most telling fields."""
-    message = _get(event, "message") or _get(event, "event.original")
+    message = get_field(event, "message") or get_field(event, "event.original")
     if message:
         text = str(message)
         return text if len(text) <= 160 else text[:159] + "…"
     parts = []
     for dotted in SUMMARY_FIELDS:
-        value = _get(event, dotted)
+        value = get_field(event, dotted)
         if value not in (None, ""):
             parts.append(f"{dotted}={value}")
     return " ".join(parts)

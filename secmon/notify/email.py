@@ -19,17 +19,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from collectors.event import get_field
 from secmon.notify.config import EmailChannel
 from secmon.notify.deliveries import Attempt
-
-
-def _get(alert: Mapping[str, Any], path: str) -> Any:
-    value: Any = alert
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _one_line(value: Any) -> str:
@@ -38,33 +30,33 @@ def _one_line(value: Any) -> str:
 
 def subject(alert: Mapping[str, Any]) -> str:
     """``[secmon HIGH] <rule title> on <host>`` (without `` on ...`` when the alert has no host)."""
-    level = _one_line(_get(alert, "rule.level") or "unknown").upper()
-    title = _one_line(_get(alert, "rule.title") or alert.get("message") or "alert")
-    host = _get(alert, "host.name")
+    level = _one_line(get_field(alert, "rule.level") or "unknown").upper()
+    title = _one_line(get_field(alert, "rule.title") or alert.get("message") or "alert")
+    host = get_field(alert, "host.name")
     return f"[secmon {level}] {title}" + (f" on {_one_line(host)}" if host else "")
 
 
 def body(alert: Mapping[str, Any]) -> str:
     """The plain-text body: the alert's fields an analyst reads first, then the rule's description."""
-    rule_id = _get(alert, "rule.id")
-    title = _get(alert, "rule.title") or alert.get("message") or ""
-    techniques = _get(alert, "threat.technique.id")
+    rule_id = get_field(alert, "rule.id")
+    title = get_field(alert, "rule.title") or alert.get("message") or ""
+    techniques = get_field(alert, "threat.technique.id")
     rows = [
-        ("Level", str(_get(alert, "rule.level") or "").upper()),
+        ("Level", str(get_field(alert, "rule.level") or "").upper()),
         ("Rule", f"{title} ({rule_id})" if rule_id else title),
-        ("Host", _get(alert, "host.name")),
-        ("User", _get(alert, "user.name")),
-        ("Source IP", _get(alert, "source.ip")),
-        ("Agency", _get(alert, "organization.id")),
-        ("First seen", _get(alert, "alert.first_seen")),
-        ("Last seen", _get(alert, "alert.last_seen")),
-        ("Count", _get(alert, "alert.count")),
+        ("Host", get_field(alert, "host.name")),
+        ("User", get_field(alert, "user.name")),
+        ("Source IP", get_field(alert, "source.ip")),
+        ("Agency", get_field(alert, "organization.id")),
+        ("First seen", get_field(alert, "alert.first_seen")),
+        ("Last seen", get_field(alert, "alert.last_seen")),
+        ("Count", get_field(alert, "alert.count")),
         ("Techniques", ", ".join(map(str, techniques)) if isinstance(techniques, list) else techniques),
-        ("Alert id", _get(alert, "alert.id")),
+        ("Alert id", get_field(alert, "alert.id")),
     ]
     lines = [f"secmon alert: {_one_line(title)}", ""]
     lines += [f"{name + ':':<12}{_one_line(value)}" for name, value in rows if value not in (None, "", [])]
-    description = _get(alert, "rule.description")
+    description = get_field(alert, "rule.description")
     if description:
         lines += ["", str(description).strip()]
     return "\n".join(lines) + "\n"
