@@ -2,12 +2,16 @@
 
 pySigma takes seconds for the SigmaHQ set; unpickling its translation takes a fraction of one.
 The key covers everything the translation depends on: every rule file's path and content, the
-logsource table, the pipeline files, the placeholder values, and the versions of secmon and
-pySigma. Any change gives a new key; a cache file that cannot be read is simply rebuilt.
+logsource table, the pipeline files, the placeholder values, the versions of secmon and
+pySigma, and the source of secmon's detection package (the code that loads and translates, which
+changes between releases without a new version number during development, and did once change
+which events a logsource selects). Any change gives a new key; a cache file that cannot be read
+is simply rebuilt.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -37,6 +41,7 @@ def cache_key(
     digest = hashlib.sha256()
     header = [_FORMAT, secmon.__version__, version("pysigma"), sorted((placeholders or {}).items())]
     digest.update(orjson.dumps(header, option=orjson.OPT_NON_STR_KEYS))
+    digest.update(_detection_code_digest())
     for path in [*rule_files(rule_paths), *data_files]:
         digest.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
         try:
@@ -44,6 +49,15 @@ def cache_key(
         except OSError:
             digest.update(b"unreadable")
     return digest.hexdigest()
+
+
+@functools.cache
+def _detection_code_digest() -> bytes:
+    """A digest of this package's modules: a rule set translated by other code is not reused."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    return digest.digest()
 
 
 def cached_ruleset(cache_dir: Path | None, key: str, build: Callable[[], RuleSet]) -> tuple[RuleSet, bool]:

@@ -5,6 +5,13 @@ ids) and from ``rules/logsources.yml`` for everything else. The matcher uses it 
 is indexed under its logsource, and an event is matched only against the logsources it belongs
 to. The conversion to Elasticsearch queries (``secmon rules convert``) adds the same selection
 to the query, so both see the same events.
+
+A rule takes the selection of the one entry for exactly its logsource. pySigma's own
+``LogsourceCondition`` treats a field an entry leaves out as "any", so a product-less entry
+(``category: network_connection``, the packet decoder's flows) would also hold for every
+``product: windows, category: network_connection`` rule and AND the flows' selection onto
+Sysmon's: a selection no event can meet. :class:`ExactLogsourceCondition` holds for one
+logsource only.
 """
 
 from __future__ import annotations
@@ -17,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sigma.correlations import SigmaCorrelationRule
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
+from sigma.processing.conditions import RuleProcessingCondition
+from sigma.rule import SigmaRule
 
 from secmon.detection.fields import EventView
 from secmon.errors import RuleError
@@ -52,6 +62,21 @@ def _root(field: str) -> str:
 
 def key_of(product: str | None, category: str | None, service: str | None) -> LogsourceKey:
     return (product or None, category or None, service or None)
+
+
+@dataclass
+class ExactLogsourceCondition(RuleProcessingCondition):
+    """A pySigma rule condition that holds for rules of exactly this logsource (an unset field must be unset)."""
+
+    product: str | None = None
+    category: str | None = None
+    service: str | None = None
+
+    def match(self, rule: SigmaRule | SigmaCorrelationRule) -> bool:
+        if not isinstance(rule, SigmaRule):  # correlations map fields per referenced rule (correlation.py)
+            return False
+        own = rule.logsource
+        return key_of(own.product, own.category, own.service) == (self.product, self.category, self.service)
 
 
 class LogsourceMap:

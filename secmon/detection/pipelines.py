@@ -5,7 +5,8 @@ collectors/transforms/parse_winlog.py); the header fields map to ``winlog.*``. L
 network mappings are pySigma YAML pipelines in ``rules/pipelines/``, so a rule author can read
 and extend them without touching code. Last, each logsource's event selection is added as a
 condition, which is what makes a converted query (``secmon rules convert``) select the same
-events the streaming matcher routes by logsource.
+events the streaming matcher routes by logsource: the selection of the entry for exactly the rule's
+logsource, never those of broader entries as well (see secmon.detection.logsource).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sigma.processing.transformations import (
 )
 
 from secmon.config import SHIPPED_RULES_DIR
-from secmon.detection.logsource import LogsourceMap
+from secmon.detection.logsource import ExactLogsourceCondition, LogsourceMap
 from secmon.errors import RuleError
 
 RULES_DIR = SHIPPED_RULES_DIR
@@ -55,7 +56,7 @@ def build_pipeline(
     items: list[ProcessingItem] = []
     if placeholders:
         items.append(ProcessingItem(ValueListPlaceholderTransformation(), identifier="secmon_placeholders"))
-    items += _windows_items()
+    items += windows_field_names()
     pipeline = ProcessingPipeline(
         name="secmon", priority=20, items=items, vars={k: list(v) for k, v in (placeholders or {}).items()}
     )
@@ -68,7 +69,7 @@ def build_pipeline(
         ProcessingItem(
             AddConditionTransformation(selection.as_conditions()),  # type: ignore[arg-type]
             identifier=logsource_item_id(key),
-            rule_conditions=[LogsourceCondition(product=key[0], category=key[1], service=key[2])],
+            rule_conditions=[ExactLogsourceCondition(product=key[0], category=key[1], service=key[2])],
         )
         for key, selection in logsources.selections.items()
     ]
@@ -80,7 +81,9 @@ def default_pipeline_files(rules_dir: Path = RULES_DIR) -> list[Path]:
     return sorted((rules_dir / "pipelines").glob("*.yml"))
 
 
-def _windows_items() -> list[ProcessingItem]:
+def windows_field_names() -> list[ProcessingItem]:
+    """Windows rules' field names as secmon stores them (header fields to ``winlog.*``, the rest EventData)."""
+
     def windows() -> list[RuleProcessingCondition]:  # a condition object belongs to one item
         return [LogsourceCondition(product="windows")]
 

@@ -38,7 +38,13 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from sigma import conditions as sc
 from sigma import types as st
-from sigma.rule import SigmaRule
+from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
+from sigma.collection import SigmaCollection
+from sigma.pipelines.sysmon import sysmon_pipeline
+from sigma.pipelines.windows import windows_logsource_pipeline
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.processing.transformations import AddConditionTransformation
+from sigma.rule import SigmaLogSource, SigmaRule
 
 from collectors.sources.evtx import read_evtx
 from collectors.transforms.parse_winlog import normalize_evtx
@@ -49,6 +55,7 @@ from secmon.detection.detector import Detector, load_detector
 from secmon.detection.fields import EventView
 from secmon.detection.ir import AllOf, AnyOf, Leaf, Node, Not, Op
 from secmon.detection.logsource import LogsourceKey, key_of
+from secmon.detection.pipelines import windows_field_names
 from secmon.detection.translate import translate
 from secmon.store import BulkWriter, Document, IndexNames, Outcome, install_templates
 
@@ -113,6 +120,11 @@ class Comparison:
     equal: int = 0
     es_errors: list[str] = field(default_factory=list)
     differences: dict[str, list[Difference]] = field(default_factory=dict)  # by rule key
+    # For the comparison with pySigma's own Windows pipelines: where the samples are stored, the
+    # rules compared, and the ids each one's query (secmon's pipeline) found.
+    names: IndexNames | None = None
+    converted: list[Conversion] = field(default_factory=list)
+    es_hits: dict[str, set[str]] = field(default_factory=dict)
 
     def unexplained(self) -> list[Difference]:
         return [d for found in self.differences.values() for d in found if d.explained_by is None]
@@ -375,7 +387,7 @@ async def comparison(
     (conversions, detector, hits), names = await asyncio.gather(
         asyncio.to_thread(convert_and_match, samples, cache_dir), index_samples(es, es_settings, samples)
     )
-    result = Comparison(events=len(samples), rules=len(conversions))
+    result = Comparison(events=len(samples), rules=len(conversions), names=names)
     loaded = {rule.id for rule in detector.rules}
     converted = []
     for conversion in conversions:
@@ -395,6 +407,7 @@ async def comparison(
     jobs = [(rule_key(c), routes[logsource(c)], c.queries[0]) for c in converted if routes[logsource(c)]]
     assert all(len(c.queries) == 1 for c in converted), "a rule with several conditions needs one search each"
     es_hits, failed = await search(es, jobs)
+    result.converted, result.es_hits = converted, es_hits
     result.queried = len(jobs) - len(failed)
     result.es_errors = [f"{key}: {error}" for key, error in failed.items()]
 
@@ -432,6 +445,114 @@ def test_the_comparison_covers_the_rule_set(comparison: Comparison) -> None:
     assert comparison.with_hits >= 200
     assert comparison.not_loaded == []
     assert {c.problem.kind for c in comparison.not_converted if c.problem} <= {"logsource", "backend"}
+
+
+# -- the logsource selection, against pySigma's own Windows pipelines ----------------------------
+
+# secmon's table also selects PowerShell 7's channel for the PowerShell categories (rules/logsources.yml);
+# pySigma's Windows pipeline selects Windows PowerShell's only.
+SECMON_ONLY_CHANNELS = {"PowerShellCore/Operational"}
+
+
+@dataclass(frozen=True, slots=True)
+class PySigmaQuery:
+    """A rule's Lucene query with pySigma's Windows selection, and a query for that selection's events alone."""
+
+    rule: str
+    query: str
+    selection: str
+
+
+def pysigma_windows_queries(paths: list[str]) -> dict[str, PySigmaQuery]:
+    """Each Windows rule's Lucene query with pySigma's Sysmon and Windows logsource pipelines, by rule key.
+
+    The event selection (Sysmon event ids, channels) is pySigma's, not secmon's logsource table;
+    only field names are secmon's, as it stores Windows events. A rule neither pipeline gives a
+    selection is left out.
+    """
+    pipeline = (
+        sysmon_pipeline()
+        + windows_logsource_pipeline()
+        + ProcessingPipeline(name="secmon Windows field names", priority=20, items=windows_field_names())
+    )
+    selecting = {
+        item.identifier for item in pipeline.items if isinstance(item.transformation, AddConditionTransformation)
+    }
+    backend = LuceneBackend(pipeline)
+    selections: dict[tuple[str | None, ...], str] = {}
+
+    def selection_of(logsource: SigmaLogSource) -> str:
+        # Every Windows event has an event id: a rule asking only that selects what its logsource selects.
+        key = (logsource.product, logsource.category, logsource.service)
+        if key not in selections:
+            rule = SigmaRule.from_dict(
+                {
+                    "title": "selection",
+                    "logsource": {k: v for k, v in zip(("product", "category", "service"), key, strict=True) if v},
+                    "detection": {"any": {"EventID|exists": True}, "condition": "any"},
+                }
+            )
+            (selections[key],) = backend.convert_rule(rule)
+        return selections[key]
+
+    queries = {}
+    for path in paths:
+        for rule in SigmaCollection.from_yaml(Path(path).read_text(encoding="utf-8")).rules:
+            if not isinstance(rule, SigmaRule):
+                continue
+            logsource = rule.logsource
+            (query,) = backend.convert_rule(rule)
+            if any(rule.was_processed_by(identifier) for identifier in selecting):
+                key = str(rule.id) if rule.id else f"file:{path}"
+                queries[key] = PySigmaQuery(key, str(query), selection_of(logsource))
+    return queries
+
+
+async def indices_by_selection(es: AsyncElasticsearch, names: IndexNames, selections: set[str]) -> dict[str, str]:
+    """The stored indices holding events of each selection query."""
+    ordered = sorted(selections)
+    searches: list[dict[str, Any]] = []
+    for query in ordered:
+        searches += [
+            {"index": names.events_pattern},
+            {"size": 0, "query": {"query_string": {"query": query}}, "aggs": _BY_INDEX},
+        ]
+    answers = (await es.msearch(searches=searches))["responses"]
+    assert all("error" not in answer for answer in answers), answers
+    return {
+        query: ",".join(sorted(b["key"] for b in answer["aggregations"]["indices"]["buckets"]))
+        for query, answer in zip(ordered, answers, strict=True)
+    }
+
+
+async def test_pysigma_windows_pipelines_select_the_events_secmon_selects(
+    comparison: Comparison, es: AsyncElasticsearch, samples: dict[str, dict[str, Any]]
+) -> None:
+    # The differential above compares the matcher with queries made with secmon's own selection;
+    # a wrong selection (a Sysmon rule ANDed with the packet flows' dataset) passed it on both
+    # sides. Here every rule's events are those of pySigma's selection instead.
+    assert comparison.names is not None
+    paths = sorted({c.path for c in comparison.converted})
+    theirs = await asyncio.to_thread(pysigma_windows_queries, paths)
+    compared = [rule_key(c) for c in comparison.converted if rule_key(c) in theirs]
+    routes = await indices_by_selection(es, comparison.names, {theirs[key].selection for key in compared})
+    jobs = [
+        (key, routes[theirs[key].selection], theirs[key].query) for key in compared if routes[theirs[key].selection]
+    ]
+    found, failed = await search(es, jobs)
+    assert not failed, failed
+    differing = {}
+    for key in compared:
+        ours, pysigma = comparison.es_hits.get(key, set()), found.get(key, set())
+        only_ours = {e for e in ours - pysigma if samples[e]["winlog"]["channel"] not in SECMON_ONLY_CHANNELS}
+        if only_ours or pysigma - ours:
+            differing[key] = {"secmon only": sorted(only_ours), "pySigma only": sorted(pysigma - ours)}
+    assert differing == {}
+    # Not vacuous: nearly every converted rule has pySigma's selection, and many find events.
+    assert len(compared) >= 0.95 * len(comparison.converted)
+    network = {rule_key(c) for c in comparison.converted if "/network_connection/" in c.path}
+    assert any(found.get(key) for key in network), "Sysmon network connection rules find their events"
+    assert sum(bool(found.get(key)) for key in compared) >= 150
 
 
 # -- the explanations themselves ---------------------------------------------------------------
