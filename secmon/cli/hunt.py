@@ -12,6 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from collectors.event import get_field
 from secmon.cli.context import ensure_cluster, load
 from secmon.config import SHIPPED_RULES_DIR, Settings, default_cache_dir, parse_duration
 
@@ -89,4 +90,10 @@ def _line(rule_id: str, title: str, level: str, hit: dict[str, Any]) -> bytes:
         "event_id": hit["_id"],
         "agency": (source.get("organization") or {}).get("id"),
     }
+    # Where to find the event in its original log, as `secmon detect` reports it.
+    record_id = get_field(source, "winlog.record_id")
+    if record_id is not None:
+        found["record_id"] = record_id
+    if (path := get_field(source, "log.file.path")) is not None:
+        found["file"] = path
     return orjson.dumps(found) + b"\n"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.event import Event, Record
+from collectors.event import Event, Record, get_field
 from collectors.transforms.audit_exec import ExecJoin
 from collectors.transforms.normalize import normalize
 from secmon.detection.detector import Detector
@@ -31,12 +31,23 @@ HUNTED_SUFFIXES = (
 
 @dataclass(frozen=True, slots=True)
 class SourcedEvent:
-    """An event with where it was read: the file and the EVTX record id or line number."""
+    """An event with where it was read: the file and the EVTX record id or line number.
+
+    ``record_id`` is the record's System/EventRecordID (``winlog.record_id``), the number Event
+    Viewer and other tools show; ``file_record_id`` is the number in the record's header in the
+    file, which differs from it in exported or merged logs.
+    """
 
     file: str
     record_id: int | None
     line: int | None
     event: Event
+    file_record_id: int | None = None
+
+    @property
+    def where(self) -> int | None:
+        """The number an analyst looks the event up by: its EventRecordID, else its line."""
+        return self.record_id if self.record_id is not None else self.line
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +59,11 @@ class Finding:
     level: str
     timestamp: str
     file: str
-    record_id: int | None
+    record_id: int | None  # System/EventRecordID
     line: int | None
     tags: tuple[str, ...]
     correlated_events: tuple[str, ...] = ()  # for a correlation: its events, as file:record or file:line
+    file_record_id: int | None = None  # the record's number in the EVTX file's own headers
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,6 +75,8 @@ class Finding:
         }
         if self.record_id is not None:
             out["record_id"] = self.record_id
+        if self.file_record_id is not None:
+            out["file_record_id"] = self.file_record_id
         if self.line is not None:
             out["line"] = self.line
         out["tags"] = list(self.tags)
@@ -104,7 +118,11 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
 
         on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
         for record in read_evtx(path, on_failure=on_failure):
-            yield SourcedEvent(str(path), record.record_id, None, normalize_evtx(record.event, path=str(path)))
+            event = normalize_evtx(record.event, path=str(path))
+            event_record_id = get_field(event, "winlog.record_id")
+            if not isinstance(event_record_id, int):  # a record without a readable EventRecordID
+                event_record_id = record.record_id
+            yield SourcedEvent(str(path), event_record_id, None, event, file_record_id=record.record_id)
         return
     if suffix in CAPTURE_SUFFIXES:
         from collectors.transforms.packets import CaptureError, packets_to_events, read_capture
@@ -134,13 +152,20 @@ def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = No
         stats.files += 1
         for sourced in read_events(path, stats.read_failures):
             stats.events += 1
-            where = sourced.record_id if sourced.record_id is not None else sourced.line
-            detection = detector.detect(sourced.event, f"{sourced.file}:{where}")
+            detection = detector.detect(sourced.event, f"{sourced.file}:{sourced.where}")
             for rule in detection.rules:
                 stats.findings += 1
                 timestamp = _timestamp(sourced.event)
                 yield Finding(
-                    rule.id, rule.title, rule.level, timestamp, sourced.file, sourced.record_id, sourced.line, rule.tags
+                    rule.id,
+                    rule.title,
+                    rule.level,
+                    timestamp,
+                    sourced.file,
+                    sourced.record_id,
+                    sourced.line,
+                    rule.tags,
+                    file_record_id=sourced.file_record_id,
                 )
             for hit in detection.correlations:
                 stats.findings += 1
@@ -155,6 +180,7 @@ def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = No
                     sourced.line,
                     hit.rule.tags,
                     hit.event_ids,
+                    sourced.file_record_id,
                 )
     stats.seconds = time.perf_counter() - started
 
