@@ -129,8 +129,7 @@ class Pipeline:
         }
         if context.agency is not None:
             source["organization"] = {"id": context.agency.id}
-        self._sequence += 1
-        doc = Document(self.names.deadletter, sequential_id(self._id_prefix, self._sequence), source)
+        doc = Document(self.names.deadletter, self._sequential_id(), source)
         doc.component = context.component
         await self.buffer.append([_encode(doc)])
 
@@ -147,8 +146,12 @@ class Pipeline:
         """Normalize, enrich and run the stages; returns the buffer frames of the documents."""
         self.telemetry.received.labels(context.component).inc(len(records))
         ingested = _iso(time.time())
+        ids = [
+            self._sequential_id() if record.key is None else _keyed_id(context, record.key, record.message)
+            for record in records
+        ]
         events = [self._stamp(self._normalize(record, context), context, ingested) for record in records]
-        return self._frames(events, [record.key for record in records], context)
+        return self._frames(events, ids, context)
 
     def process_events(
         self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext
@@ -156,17 +159,17 @@ class Pipeline:
         """Enrich ECS events and run the stages; returns the buffer frames of the documents."""
         self.telemetry.received.labels(context.component).inc(len(events))
         ingested = _iso(time.time())
-        return self._frames([self._stamp(event, context, ingested) for event in events], keys, context)
-
-    def _frames(self, events: list[Event], keys: Sequence[str | None], context: SourceContext) -> list[bytes]:
-        docs = [
-            Document(
-                self.names.events(event["event"].get("dataset")),
-                self._document_id(key, context),
-                event,
-                component=context.component,
-            )
+        # A keyed event's content is what its decoder made of it, before it is stamped.
+        ids = [
+            self._sequential_id() if key is None else _keyed_id(context, key, source_json(event))
             for key, event in zip(keys, events, strict=True)
+        ]
+        return self._frames([self._stamp(event, context, ingested) for event in events], ids, context)
+
+    def _frames(self, events: list[Event], ids: Sequence[str], context: SourceContext) -> list[bytes]:
+        docs = [
+            Document(self.names.events(event["event"].get("dataset")), doc_id, event, component=context.component)
+            for doc_id, event in zip(ids, events, strict=True)
         ]
         events_only = docs[:]
         for stage in self.stages:
@@ -199,9 +202,7 @@ class Pipeline:
                 set_field(event, "organization.name", context.agency.name)
         return event
 
-    def _document_id(self, key: str | None, context: SourceContext) -> str:
-        if key is not None:
-            return document_id(context.component, key)
+    def _sequential_id(self) -> str:
         self._sequence += 1
         return sequential_id(self._id_prefix, self._sequence)
 
@@ -233,6 +234,18 @@ class Pipeline:
                 return False
             await asyncio.sleep(0.05)
         return True
+
+
+def _keyed_id(context: SourceContext, key: str, content: str | bytes) -> str:
+    """The id of an event its source can read again: its agency, where it is at the source, and its content.
+
+    ``key`` names the place (a file's identity and offset, an EVTX record, a client's ``_id``);
+    the same place read again with the same content gives the same id, so a re-read stores
+    nothing twice. The content and the agency are part of it because a place is reused: the same
+    path imported again after it was rewritten (a daily export, a rotated file), or another
+    agency's copy of it, are other events.
+    """
+    return document_id(context.agency.id if context.agency else "", key, content)
 
 
 def _encode(doc: Document) -> bytes:
