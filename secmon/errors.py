@@ -4,6 +4,7 @@
     ├── ConfigError      an invalid configuration file or environment override
     ├── NodeError        the local Elasticsearch node cannot be fetched, started or stopped
     ├── StoreError       Elasticsearch refused an administrative call (templates, status)
+    │   └── IndexNotReady    indices whose primary shards did not start in time (named)
     ├── RuleError        a Sigma rule cannot be loaded
     └── IngestError      an input cannot be read at all
 
@@ -27,6 +28,18 @@ class NodeError(SecmonError):
 
 class StoreError(SecmonError):
     """Elasticsearch refused an administrative request."""
+
+
+class IndexNotReady(StoreError):
+    """Indices stayed unsearchable: their primary shards did not start within the bound."""
+
+    def __init__(self, indices: list[str], waited: float) -> None:
+        self.indices = indices
+        self.waited = waited
+        super().__init__(
+            f"{', '.join(indices)} not searchable after {waited:g}s: a primary shard has not started "
+            "(Elasticsearch is still allocating it, or cannot; GET _cluster/allocation/explain says why)"
+        )
 
 
 class RuleError(SecmonError):

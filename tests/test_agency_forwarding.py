@@ -33,7 +33,7 @@ from secmon.config import ElasticsearchSettings, ForwardSettings
 from secmon.pipeline.forward import Forwarder
 from secmon.serving import AsgiServer
 from secmon.store import Document, IndexNames, Outcome
-from tests.support.pipeline import search_all
+from tests.support.pipeline import count_stored, search_all
 
 OPENSSH = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "logs" / "loghub_OpenSSH_2k.log"
 
@@ -191,15 +191,9 @@ async def test_an_agency_forwards_every_line_exactly_once_through_kills_of_both_
     )
     index = names.events(dataset)
 
-    async def stored() -> int:
-        if not await es.indices.exists(index=index):
-            return 0
-        await es.indices.refresh(index=index)
-        return int((await es.count(index=index))["count"])
-
     async def until(condition: int, what: str, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
-        while (count := await stored()) < condition:
+        while (count := await count_stored(es, index)) < condition:
             assert time.monotonic() < deadline, f"{what}: {count} of {condition} stored (logs in {tmp_path})"
             await asyncio.sleep(0.1)
 

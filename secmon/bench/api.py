@@ -63,7 +63,7 @@ from secmon.config import ElasticsearchSettings, Settings
 from secmon.detection.alerts import LEVELS, severity
 from secmon.errors import StoreError
 from secmon.serving import AsgiServer, freeze_startup_heap
-from secmon.store import IndexNames, connect, document_id, install_templates
+from secmon.store import IndexNames, connect, document_id, install_templates, read_when_ready
 from secmon.store.client import cluster_url
 from secmon.triage.audit import AuditLog
 from secmon.triage.query import AlertFilter, AlertSort
@@ -485,7 +485,8 @@ async def _bulk_load(
 async def _count(client: AsyncElasticsearch, index: str) -> int:
     if not await client.indices.exists(index=index):
         return 0
-    response = await client.count(index=index)
+    # An earlier run's index may still be starting its shard (a cluster that has just restarted).
+    response = await read_when_ready(client, lambda: client.count(index=index))
     return int(response["count"])
 
 

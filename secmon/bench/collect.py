@@ -42,9 +42,9 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.config import Settings
-from secmon.errors import SecmonError
+from secmon.errors import IndexNotReady, SecmonError
 from secmon.log import get_logger
-from secmon.store import IndexNames, cluster_url, connect
+from secmon.store import IndexNames, cluster_url, connect, read_when_ready, wait_for_primaries
 from secmon.store.templates import index_settings, load_mapping
 
 log = get_logger(__name__)
@@ -201,7 +201,7 @@ async def run_secmon(settings: Settings, lines: list[bytes], run: str, rate: flo
             command = [sys.executable, "-m", "secmon", "--config", str(config), "up"]
             collector = _Collector("secmon", command, environment, port, names.events_pattern, output)
             result = await _measure(collector, client, lines, rate)
-        except (ApiError, TransportError) as exc:
+        except (ApiError, TransportError, IndexNotReady) as exc:
             raise CollectBenchError(f"Elasticsearch failed during secmon's run: {exc}") from exc
         finally:
             await _delete_run(client, prefix)
@@ -279,11 +279,14 @@ async def run_rsyslog(settings: Settings, lines: list[bytes], run: str, rate: fl
         output = work_dir / "rsyslogd.log"
         client = connect(es)
         try:
-            await client.indices.create(index=index, settings=index_settings(es), mappings=load_mapping("events"))
+            await client.indices.create(
+                index=index, settings=index_settings(es), mappings=load_mapping("events"), wait_for_active_shards=0
+            )
+            await wait_for_primaries(client, index)  # before rsyslog's first request and the first count
             command = [rsyslogd, "-n", "-f", str(config), "-i", str(work_dir / "rsyslogd.pid")]
             collector = _Collector("rsyslog", command, dict(os.environ), port, index, output, errors)
             result = await _measure(collector, client, lines, rate)
-        except (ApiError, TransportError) as exc:
+        except (ApiError, TransportError, IndexNotReady) as exc:
             raise CollectBenchError(f"Elasticsearch failed during rsyslog's run: {exc}") from exc
         finally:
             await _delete_run(client, index)
@@ -522,11 +525,7 @@ async def _wait_stored(
     name = collector.name
     stored, progress_at = 0, time.monotonic()
     while True:
-        # A refresh makes everything indexed so far countable, instead of waiting for refresh_interval.
-        await client.indices.refresh(index=collector.target, allow_no_indices=True, ignore_unavailable=True)
-        refreshed_at = time.perf_counter()
-        response = await client.count(index=collector.target, allow_no_indices=True, ignore_unavailable=True)
-        count = int(response["count"])
+        count, refreshed_at = await _refreshed_count(client, collector.target)
         if count >= expected:
             return refreshed_at
         if sender.error is not None:
@@ -547,9 +546,25 @@ async def _wait_stored(
 
 
 async def _count(client: AsyncElasticsearch, target: str) -> int:
-    await client.indices.refresh(index=target, allow_no_indices=True, ignore_unavailable=True)
-    response = await client.count(index=target, allow_no_indices=True, ignore_unavailable=True)
-    return int(response["count"])
+    count, _ = await _refreshed_count(client, target)
+    return count
+
+
+async def _refreshed_count(client: AsyncElasticsearch, target: str) -> tuple[int, float]:
+    """The documents in ``target`` after a refresh, and the time.perf_counter() of that refresh.
+
+    The collector creates its indices while this polls them: a count that meets one before its
+    primary has started waits for it (a refresh skips such an index without an error).
+    """
+
+    async def count() -> tuple[int, float]:
+        # A refresh makes everything indexed so far countable, instead of waiting for refresh_interval.
+        await client.indices.refresh(index=target, allow_no_indices=True, ignore_unavailable=True)
+        refreshed_at = time.perf_counter()
+        response = await client.count(index=target, allow_no_indices=True, ignore_unavailable=True)
+        return int(response["count"]), refreshed_at
+
+    return await read_when_ready(client, count)
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -18,7 +18,7 @@ from elasticsearch.serializer import OrjsonSerializer
 
 from secmon.bench.events import synthetic_events
 from secmon.config import Settings
-from secmon.store import BulkWriter, Document, IndexNames, connect, document_id
+from secmon.store import BulkWriter, Document, IndexNames, connect, document_id, wait_for_primaries
 from secmon.store.client import cluster_url
 from secmon.store.templates import index_settings, load_mapping
 
@@ -57,8 +57,13 @@ async def bench_ingest(settings: Settings, count: int, rounds: int = 3) -> list[
             for contender, results in measured.items():
                 index = f"{run}-{round_number}-{contender}"
                 await client.indices.create(
-                    index=index, settings=index_settings(settings.elasticsearch), mappings=load_mapping("events")
+                    index=index,
+                    settings=index_settings(settings.elasticsearch),
+                    mappings=load_mapping("events"),
+                    wait_for_active_shards=0,
                 )
+                # Before the clock starts: a first bulk request would otherwise wait for the shard.
+                await wait_for_primaries(client, index)
                 if contender == "secmon":
                     result = await _run_writer(client, settings, index, events)
                 else:

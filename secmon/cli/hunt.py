@@ -47,7 +47,7 @@ def hunt(
 async def _hunt(settings: Settings, detector: Any, seconds: float, agency: str | None) -> tuple[int, int]:
     from elasticsearch.helpers import async_scan
 
-    from secmon.store import IndexNames, connect
+    from secmon.store import IndexNames, connect, wait_for_primaries
 
     names = IndexNames(settings.elasticsearch.index_prefix)
     client = connect(settings.elasticsearch)
@@ -57,6 +57,8 @@ async def _hunt(settings: Settings, detector: Any, seconds: float, agency: str |
     events = findings = 0
     out = sys.stdout.buffer
     try:
+        # A scan fails on a data stream a running secmon created a moment ago, its shard not started yet.
+        await wait_for_primaries(client, names.events_pattern)
         scan = async_scan(
             client,
             index=names.events_pattern,

@@ -1,13 +1,16 @@
-"""Storage in Elasticsearch: templates, the acknowledged bulk writer, retention and inventory."""
+"""Storage in Elasticsearch: templates, the acknowledged bulk writer, retention, inventory and readiness."""
 
 from secmon.store.client import cluster_health, cluster_url, connect
 from secmon.store.documents import Document, EncodedSource, Outcome, document_id, source_json
 from secmon.store.names import IndexNames, dataset_slug
+from secmon.store.ready import READY_SECONDS, REQUEST_READY_SECONDS, read_when_ready, wait_for_primaries
 from secmon.store.retention import enforce_retention, retention_loop
 from secmon.store.templates import install_templates
 from secmon.store.writer import BulkWriter, WriterStats
 
 __all__ = [
+    "READY_SECONDS",
+    "REQUEST_READY_SECONDS",
     "BulkWriter",
     "Document",
     "EncodedSource",
@@ -21,6 +24,8 @@ __all__ = [
     "document_id",
     "enforce_retention",
     "install_templates",
+    "read_when_ready",
     "retention_loop",
     "source_json",
+    "wait_for_primaries",
 ]

@@ -20,9 +20,11 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.config import RetentionSettings, parse_duration
+from secmon.errors import IndexNotReady
 from secmon.log import get_logger
 from secmon.store.inventory import by_data_stream, stored_indices
 from secmon.store.names import IndexNames
+from secmon.store.ready import wait_for_primaries
 
 log = get_logger(__name__)
 
@@ -61,8 +63,14 @@ async def enforce_retention(
                 actions.append(RetentionAction("delete", stream, index.name))
         write_index = backing[-1]
         if write_index.docs and now - write_index.created > rollover_after:
-            await client.indices.rollover(alias=stream)
+            rolled = await client.indices.rollover(alias=stream, wait_for_active_shards=0)
             actions.append(RetentionAction("rollover", stream, write_index.name))
+            # Until its primary starts, a point in time over the events (the API's event search)
+            # fails on the new write index: wait for it here, where it was created.
+            try:
+                await wait_for_primaries(client, str(rolled["new_index"]))
+            except IndexNotReady as exc:  # the rollover is done; readers wait for it themselves
+                log.warning("A new write index is not searchable yet.", data_stream=stream, error=exc)
     for action in actions:
         log.info("Retention applied.", action=action.action, data_stream=action.data_stream, index=action.index)
     return actions

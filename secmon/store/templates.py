@@ -18,6 +18,7 @@ from secmon import __version__
 from secmon.config import ElasticsearchSettings
 from secmon.errors import StoreError
 from secmon.store.names import IndexNames
+from secmon.store.ready import READY_SECONDS, wait_for_primaries
 
 
 @cache
@@ -32,8 +33,14 @@ def index_settings(settings: ElasticsearchSettings) -> dict[str, Any]:
     return {"number_of_shards": 1, "auto_expand_replicas": settings.replicas, "refresh_interval": "1s"}
 
 
-async def install_templates(client: AsyncElasticsearch, settings: ElasticsearchSettings) -> None:
-    """Create or update every template, and the alerts index; safe to run at every start."""
+async def install_templates(
+    client: AsyncElasticsearch, settings: ElasticsearchSettings, *, ready_timeout: float = READY_SECONDS
+) -> None:
+    """Create or update every template, and the alerts index; safe to run at every start.
+
+    Returns once the alerts index is searchable; raises :class:`~secmon.errors.IndexNotReady`
+    when its primary has not started after ``ready_timeout`` seconds.
+    """
     names = IndexNames(settings.index_prefix)
     meta = {"managed_by": "secmon", "secmon_version": __version__}
     component_templates = {
@@ -69,14 +76,17 @@ async def install_templates(client: AsyncElasticsearch, settings: ElasticsearchS
         for name, body in index_templates.items():
             await client.indices.put_index_template(name=name, body={**body, "_meta": meta})
         if not await client.indices.exists(index=names.alerts):
-            await client.indices.create(index=names.alerts)
+            # No wait here: wait_for_primaries below waits for whoever created it.
+            await client.indices.create(index=names.alerts, wait_for_active_shards=0)
         else:  # created by an older secmon: add the fields it lacks (mappings only grow)
             await client.indices.put_mapping(index=names.alerts, **load_mapping("alerts"))
     except ApiError as exc:
-        if _error_type(exc) == "resource_already_exists_exception":
-            return  # another secmon instance created the alerts index first
-
-        raise StoreError(f"Elasticsearch refused secmon's index templates: {_reason(exc)}") from None
+        # Already there: another secmon instance created the alerts index first.
+        if _error_type(exc) != "resource_already_exists_exception":
+            raise StoreError(f"Elasticsearch refused secmon's index templates: {_reason(exc)}") from None
+    # The API lists alerts as soon as this returns: a search of an index whose primary has not
+    # started fails with a 503 instead of finding nothing.
+    await wait_for_primaries(client, names.alerts, ready_timeout)
 
 
 def _root_error(exc: ApiError) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import orjson
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from secmon.store.names import IndexNames
+from secmon.store.ready import REQUEST_READY_SECONDS, read_when_ready
 from secmon.triage.query import InvalidQuery, Scope, decode_cursor, encode_cursor, scoped, text_query, time_range
 
 MAX_PAGE = 500
@@ -45,9 +46,12 @@ class EventPage:
 class EventSearch:
     """Searches ``<prefix>-events-*``."""
 
-    def __init__(self, client: AsyncElasticsearch, names: IndexNames) -> None:
+    def __init__(
+        self, client: AsyncElasticsearch, names: IndexNames, *, ready_timeout: float = REQUEST_READY_SECONDS
+    ) -> None:
         self.client = client
         self.pattern = names.events_pattern
+        self.ready_timeout = ready_timeout  # how long a search waits for an index whose shard is starting
 
     async def search(self, where: EventFilter, scope: Scope, *, size: int = 50, cursor: str | None = None) -> EventPage:
         """One page of matching events, newest first."""
@@ -55,8 +59,17 @@ class EventSearch:
         if cursor:
             pit, after = _open_cursor(cursor)
         else:
-            opened = await self.client.open_point_in_time(
-                index=self.pattern, keep_alive=KEEP_ALIVE, ignore_unavailable=True, allow_partial_search_results=False
+            # A point in time fails while any index behind the pattern has no started primary,
+            # as a dataset's new data stream has for a moment after its first event.
+            opened = await read_when_ready(
+                self.client,
+                lambda: self.client.open_point_in_time(
+                    index=self.pattern,
+                    keep_alive=KEEP_ALIVE,
+                    ignore_unavailable=True,
+                    allow_partial_search_results=False,
+                ),
+                timeout=self.ready_timeout,
             )
             pit, after = str(opened["id"]), None
         body: dict[str, Any] = {

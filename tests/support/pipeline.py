@@ -1,4 +1,7 @@
-"""A running pipeline for tests: disk buffer in a temporary folder, drained into the real node."""
+"""A running pipeline for tests (disk buffer in a temporary folder, drained into the real node).
+
+And reading back what is stored, waiting for an index whose shard is still starting.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from secmon.config import WriterSettings
 from secmon.pipeline.buffer import DiskBuffer
 from secmon.pipeline.pipeline import Pipeline, Stage
 from secmon.pipeline.telemetry import Telemetry
-from secmon.store import BulkWriter, IndexNames
+from secmon.store import BulkWriter, IndexNames, read_when_ready
 
 
 @contextlib.asynccontextmanager
@@ -46,5 +49,23 @@ async def search_all(
     """Every stored document of ``index`` matching ``query``, refreshed first."""
     from elasticsearch.helpers import async_scan
 
-    await es.indices.refresh(index=index)
-    return [hit["_source"] async for hit in async_scan(es, index=index, query={"query": query or {"match_all": {}}})]
+    async def scan() -> list[dict[str, object]]:
+        await es.indices.refresh(index=index)
+        hits = async_scan(es, index=index, query={"query": query or {"match_all": {}}})
+        return [hit["_source"] async for hit in hits]
+
+    return await read_when_ready(es, scan)
+
+
+async def count_stored(es: AsyncElasticsearch, index: str) -> int:
+    """How many documents ``index`` holds once refreshed; 0 while it does not exist.
+
+    For polling what another process stores: the data stream it creates exists a moment before
+    its shard has started, and a count then waits for the shard instead of failing with a 503.
+    """
+
+    async def count() -> int:
+        await es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+        return int((await es.count(index=index, ignore_unavailable=True, allow_no_indices=True))["count"])
+
+    return await read_when_ready(es, count)

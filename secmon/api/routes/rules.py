@@ -22,6 +22,7 @@ from secmon.api.schemas import AuditEntry
 from secmon.api.services import ApiServices
 from secmon.detection.catalog import RuleInfo, RuleTest
 from secmon.detection.rules import RuleProblem
+from secmon.store.ready import REQUEST_READY_SECONDS, read_when_ready
 from secmon.triage.audit import Actor
 from secmon.triage.query import Scope, scoped
 from secmon.triage.workflow import FieldChange
@@ -262,14 +263,19 @@ async def test_rule_on_stored_events(
     """Match a catalog rule against the stored events of the last ``hours`` in your agencies."""
     await _catalog(services.rules.get, rule_id)  # 404 before searching
     since = datetime.now(UTC) - timedelta(hours=hours)
-    response = await services.client.search(
-        index=services.alerts.names.events_pattern,
-        query=scoped([{"range": {"@timestamp": {"gte": since.isoformat()}}}], key.scope),
-        sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
-        size=limit,
-        track_total_hits=limit + 1,
-        ignore_unavailable=True,
-        allow_no_indices=True,
+    # The events may sit in a data stream the writer created a moment ago, primary not started yet.
+    response = await read_when_ready(
+        services.client,
+        lambda: services.client.search(
+            index=services.alerts.names.events_pattern,
+            query=scoped([{"range": {"@timestamp": {"gte": since.isoformat()}}}], key.scope),
+            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
+            size=limit,
+            track_total_hits=limit + 1,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        ),
+        timeout=REQUEST_READY_SECONDS,
     )
     hits = response["hits"]["hits"]
     events = [hit["_source"] for hit in hits]
