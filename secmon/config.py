@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from collectors.config import SourceSettings
 from secmon.errors import ConfigError
 from secmon.notify.config import NotificationSettings
+from secmon.yaml_loader import SafeLoader, yaml_problem
 
 DEFAULT_CONFIG_PATHS = (Path("secmon.yml"), Path("/etc/secmon/secmon.yml"))
 ES_SHORT_ENV = {
@@ -309,28 +310,42 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        problem = yaml_problem(exc, text)
+        where = f"{path}:{problem.line}:{problem.column}" if problem.line else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {problem.reason}") from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the configuration must be a mapping of sections, not {type(data).__name__}")
     lines: dict[tuple[str, ...], int] = {}
-    _record_lines(node, (), lines)
+    _record_lines(node, (), lines, path)
     return data, lines
 
 
-def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+_TEXT_KEY_TAGS = frozenset(("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"))
+_KEY_KINDS = {"bool": "true or false", "int": "a number", "float": "a number", "null": "null", "timestamp": "a date"}
+
+
+def _record_lines(
+    node: yaml.Node | None, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int], path: Path
+) -> None:
+    """The line of every key; a key that YAML reads as something else than text is an error at its line."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            if key_node.tag not in _TEXT_KEY_TAGS:
+                # Else the model can only say "Keys should be strings", without the key or its line.
+                written = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                kind = _KEY_KINDS.get(key_node.tag.rpartition(":")[2], "something else")
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}: {'.'.join((*prefix, str(written)))}: "
+                    f"a key must be text, and YAML reads {written!r} as {kind}: quote it"
+                )
             key = (*prefix, str(key_node.value))
             lines[key] = key_node.start_mark.line + 1
-            _record_lines(value_node, key, lines)
+            _record_lines(value_node, key, lines, path)
 
 
 def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -353,7 +368,7 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _env_scalar(value: str) -> Any:
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml.load(value, Loader=SafeLoader)
     except yaml.YAMLError:
         return value
     return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value

@@ -101,3 +101,43 @@ def test_sources_are_validated_with_their_type_and_format(tmp_path: Path) -> Non
         tmp_path, "sources:\n  web:\n    type: file\n    include: [/var/log/nginx/*.log]\n    format: apache_access\n"
     )
     assert load_settings(path, environ={}).sources["web"].format == "apache_access"
+
+
+def test_a_value_yaml_cannot_build_is_refused_at_its_key_not_raised(tmp_path: Path) -> None:
+    # PyYAML raised a bare ValueError (no file, no line) for a date that is not one.
+    path = write(tmp_path, "retention:\n  events: 2021-02-30\nwriter:\n  batch_size: !!int many\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert f"{path}:2: retention.events: String should match pattern" in str(error.value)
+    assert f"{path}:4: writer.batch_size: Input should be a valid integer" in str(error.value)
+
+
+def test_an_environment_value_that_looks_like_a_date_is_checked_as_text() -> None:
+    with pytest.raises(ConfigError, match=r"environment variable SECMON_RETENTION__EVENTS: retention\.events: "):
+        load_settings(None, environ={"SECMON_RETENTION__EVENTS": "2021-02-30"})
+
+
+def test_a_key_yaml_reads_as_no_text_names_its_line(tmp_path: Path) -> None:
+    # "on:" is a boolean to YAML: the model could only say "Keys should be strings", without line or key.
+    path = write(tmp_path, "sources:\n  on:\n    type: syslog\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert (
+        str(error.value) == f"{path}:2: sources.on: a key must be text, and YAML reads 'on' as true or false: quote it"
+    )
+
+
+def test_a_control_character_names_its_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "writer:\n  batch_size: 1\x08\n")
+    with pytest.raises(ConfigError, match=rf"{path}:2:16: invalid YAML: character #x0008 is not allowed"):
+        load_settings(path, environ={})
+
+
+def test_nesting_too_deep_for_yaml_is_a_config_error(tmp_path: Path) -> None:
+    # The pure-Python loader ran out of stack (RecursionError) from about 500 levels.
+    path = write(tmp_path, "writer: " + "[" * 600 + "]" * 600 + "\n")
+    with pytest.raises(ConfigError, match=rf"{path}:1: writer: Input should be a valid dictionary"):
+        load_settings(path, environ={})
+    path = write(tmp_path, "writer: " + "[" * 1100 + "]" * 1100 + "\n")
+    with pytest.raises(ConfigError, match=rf"{path}:1:\d+: invalid YAML: exceeded maximum nesting depth"):
+        load_settings(path, environ={})

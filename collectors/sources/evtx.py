@@ -5,15 +5,18 @@ A file that is not an EVTX file at all raises :class:`~secmon.errors.IngestError
 a file (a truncated tail, a broken chunk, a record the parser cannot decode) is reported as an
 :class:`EvtxReadFailure`, and reading carries on with the rest of the file.
 
-The parser drops some damage without a word: a chunk cut short by truncation, or the records
-of a chunk after one whose header is broken. So :func:`read_evtx` also reads the chunk headers
-itself (each one declares the first and last record id of its chunk) and, at the end, reports
-the declared records the parser did not return.
+The parser drops some damage without a word: a chunk cut short by truncation, the records
+of a chunk after one whose header is broken, a chunk whose header is damaged. So
+:func:`read_evtx` also reads the file header (checked against its checksum) and the chunk
+headers itself (each one declares the first and last record id of its chunk) and, at the end,
+reports the declared records the parser did not return, the ids missing between readable chunks
+and those the file header declares beyond them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import itertools
@@ -21,6 +24,7 @@ import os
 import re
 import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +52,9 @@ _CHUNK_COUNT = struct.Struct("<H")
 # Chunk header: first and last record id at bytes 24 and 32.
 _CHUNK_RECORD_IDS = struct.Struct("<QQ")
 _CHUNK_HEADER_READ = 40
+# File header: a CRC32 of its first 120 bytes at byte 124.
+_HEADER_CHECKSUMMED = 120
+_CHECKSUM = struct.Struct("<I")
 
 # What the parser's error messages say about where they happened.
 _CHUNK_NUMBER = re.compile(r"chunk number (\d+)")
@@ -96,6 +103,8 @@ class _Layout:
     declared_chunks: int
     next_record_id: int
     chunks: tuple[_Chunk, ...]  # the chunks whose header could be read, in file order
+    damaged_chunks: tuple[_Chunk, ...] = ()  # chunks with their magic but record ids no chunk can hold
+    header_intact: bool = True  # the file header's checksum matches it
 
 
 def read_evtx(path: Path, *, on_failure: OnReadFailure | None = None) -> Iterator[EvtxRecord]:
@@ -121,15 +130,15 @@ def _read_layout(path: Path) -> _Layout:
                     f"{path}: not an EVTX file: it does not start with an EVTX file header"
                     f" ({len(header)} bytes, starting with {found!r}; expected {FILE_MAGIC!r})"
                 )
-            chunks = []
+            chunks: list[_Chunk] = []
+            damaged: list[_Chunk] = []
             for offset in range(FILE_HEADER_SIZE, size, CHUNK_SIZE):
                 file.seek(offset)
                 chunk_header = file.read(_CHUNK_HEADER_READ)
                 if len(chunk_header) < _CHUNK_HEADER_READ or not chunk_header.startswith(CHUNK_MAGIC):
                     continue  # unused (preallocated) space, or a chunk too damaged to say what it held
                 first, last = _CHUNK_RECORD_IDS.unpack_from(chunk_header, 24)
-                if first <= last < first + CHUNK_SIZE:  # a chunk cannot hold more records than bytes
-                    chunks.append(_Chunk(offset, first, last))
+                (chunks if _plausible_record_ids(first, last) else damaged).append(_Chunk(offset, first, last))
     except OSError as error:
         raise IngestError(f"{path}: cannot be read: {error}") from error
     return _Layout(
@@ -137,12 +146,24 @@ def _read_layout(path: Path) -> _Layout:
         declared_chunks=_CHUNK_COUNT.unpack_from(header, 42)[0],
         next_record_id=_NEXT_RECORD_ID.unpack_from(header, 24)[0],
         chunks=tuple(chunks),
+        damaged_chunks=tuple(damaged),
+        header_intact=zlib.crc32(header[:_HEADER_CHECKSUMMED]) == _CHECKSUM.unpack_from(header, 124)[0],
     )
 
 
 def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailure) -> Iterator[EvtxRecord]:
     accounted: set[int] = set()  # record ids returned, or already reported as failed
-    _report_truncation(path, layout, report)
+    reports = 0  # of damage to chunks and records
+
+    def counted(failure: EvtxReadFailure) -> None:
+        nonlocal reports
+        reports += 1
+        report(failure)
+
+    if not layout.header_intact:
+        # Then what it says of chunks and record ids may be wrong, and some damage may go unseen.
+        report(EvtxReadFailure(path, "the file header is damaged: its checksum does not match", offset=0))
+    truncated = _report_truncation(path, layout, counted)
     # Each parser error costs it a chunk or a record; more errors than that means it is going round in circles.
     errors_left = layout.size // CHUNK_SIZE + sum(c.last_record_id - c.first_record_id + 1 for c in layout.chunks) + 1
     while True:
@@ -151,11 +172,12 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
         except StopIteration:
             break
         except (RuntimeError, OSError) as error:
-            failure = _parser_failure(path, error, accounted)
-            report(failure)
+            counted(_parser_failure(path, error, accounted))
             errors_left -= 1
             if errors_left == 0:
-                report(EvtxReadFailure(path, "stopped reading: the parser reports more errors than the file has parts"))
+                counted(
+                    EvtxReadFailure(path, "stopped reading: the parser reports more errors than the file has parts")
+                )
                 return
             continue
         record_id = raw.get("event_record_id")
@@ -164,7 +186,7 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
         except (orjson.JSONDecodeError, KeyError, TypeError):
             event = None
         if not isinstance(record_id, int) or not isinstance(event, dict):
-            report(
+            counted(
                 EvtxReadFailure(path, "the parser returned a record without an Event object", _int_or_none(record_id))
             )
             continue
@@ -174,7 +196,7 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
         for first, last in _runs(
             i for i in range(chunk.first_record_id, chunk.last_record_id + 1) if i not in accounted
         ):
-            report(
+            counted(
                 EvtxReadFailure(
                     path,
                     f"records {first}..{last} are declared by the chunk at byte {chunk.offset}"
@@ -183,13 +205,68 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
                     offset=chunk.offset,
                 )
             )
+    _report_unseen(path, layout, accounted, counted, truncated=truncated, reported=reports > 0)
 
 
-def _report_truncation(path: Path, layout: _Layout, report: OnReadFailure) -> None:
-    """Report a file shorter than its header says: the parser silently skips what is cut off."""
+def _report_unseen(
+    path: Path, layout: _Layout, accounted: set[int], report: OnReadFailure, *, truncated: bool, reported: bool
+) -> None:
+    """Report records that neither came back nor were reported: the parser skips some damage without a word.
+
+    A log's record ids follow each other: ids missing between two readable chunks, or after the
+    last one up to the next id the file header declares, were in a chunk that could not be read
+    (one whose header is damaged, say). A file in which no chunk at all is found says so.
+    """
+    damaged = ", ".join(str(chunk.offset) for chunk in layout.damaged_chunks)
+    hint = f" (damaged chunk headers at byte {damaged})" if damaged else ""
+    known = sorted(layout.chunks, key=lambda chunk: chunk.first_record_id)
+    gaps = [
+        (before.last_record_id + 1, after.first_record_id - 1)
+        for before, after in itertools.pairwise(known)
+        if before.last_record_id + 1 < after.first_record_id
+    ]
+    returned = sorted(accounted) if gaps else []  # a whole file's chunks leave no gap: nothing to sort
+    for low, high in gaps:
+        at = bisect.bisect_left(returned, low)
+        if at == len(returned) or returned[at] > high:  # none of them came back
+            report(
+                EvtxReadFailure(path, f"records {low}..{high} are in no chunk that could be read{hint}", record_id=low)
+            )
+    seen = max(max((chunk.last_record_id for chunk in known), default=0), max(accounted, default=0))
+    if not truncated and layout.next_record_id - 1 > seen:
+        report(
+            EvtxReadFailure(
+                path,
+                f"records {seen + 1}..{layout.next_record_id - 1}, which the file header declares, are in no chunk"
+                f" that could be read{hint}",
+                record_id=seen + 1,
+            )
+        )
+    elif not (accounted or reported or known or damaged) and _holds_data_after_header(path):
+        report(
+            EvtxReadFailure(
+                path,
+                f"no chunk could be found in the {layout.size - FILE_HEADER_SIZE} bytes after the file header",
+                offset=FILE_HEADER_SIZE,
+            )
+        )
+
+
+def _holds_data_after_header(path: Path) -> bool:
+    """Whether anything but zeros (space preallocated for chunks) follows the file header."""
+    with path.open("rb") as file:
+        file.seek(FILE_HEADER_SIZE)
+        while block := file.read(CHUNK_SIZE):
+            if block.strip(b"\x00"):
+                return True
+    return False
+
+
+def _report_truncation(path: Path, layout: _Layout, report: OnReadFailure) -> bool:
+    """Report a file shorter than its header says (the parser silently skips what is cut off); True if it is."""
     expected = FILE_HEADER_SIZE + layout.declared_chunks * CHUNK_SIZE
     if layout.size >= expected:
-        return
+        return False
     report(
         EvtxReadFailure(
             path,
@@ -209,6 +286,7 @@ def _report_truncation(path: Path, layout: _Layout, report: OnReadFailure) -> No
                 offset=layout.size,
             )
         )
+    return True
 
 
 def _parser_failure(path: Path, error: BaseException, accounted: set[int]) -> EvtxReadFailure:
@@ -218,12 +296,20 @@ def _parser_failure(path: Path, error: BaseException, accounted: set[int]) -> Ev
     if match := _CHUNK_NUMBER.search(reason):
         offset = FILE_HEADER_SIZE + int(match[1]) * CHUNK_SIZE
     if match := _RECORD_ID_RANGE.search(reason):
-        record_id = int(match[1])
-        accounted.update(range(record_id, int(match[2]) + 1))
+        record_id, last = int(match[1]), int(match[2])
+        # The parser takes the range from the chunk's header, which may be the damage itself
+        # (1..2**64 would be a set no memory holds): only a range a chunk can hold is noted.
+        if _plausible_record_ids(record_id, last):
+            accounted.update(range(record_id, last + 1))
     elif match := _RECORD_NUMBER.search(reason):
         record_id = int(match[1])  # the parser numbers records by their record id
         accounted.add(record_id)
     return EvtxReadFailure(path, reason, record_id=record_id, offset=offset)
+
+
+def _plausible_record_ids(first: int, last: int) -> bool:
+    """Whether a chunk header's record id range can be real: a chunk cannot hold more records than bytes."""
+    return first <= last < first + CHUNK_SIZE
 
 
 def _runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:

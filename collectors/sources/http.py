@@ -59,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collectors.config import HttpSourceSettings
 from collectors.event import Event, Record
 from collectors.transforms.normalize import FORMATS
+from collectors.transforms.parse_json import load_json_object
 from secmon import __version__
 from secmon.auth import ApiKey, KeyStore, KeyStoreUnavailable, Role, presented_secret
 from secmon.auth.limits import KeyRateLimiter, retry_after
@@ -419,12 +420,9 @@ def known_formats() -> frozenset[str]:
 
 
 def _json_object(line: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise _Refused(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _Refused(f"not a JSON object but {type(value).__name__}")
+    value = load_json_object(line)
+    if isinstance(value, str):
+        raise _Refused(value)
     return value
 
 
@@ -473,6 +471,11 @@ def _bulk_items(lines: list[str], default_index: str) -> Iterator[_BulkItem]:
             yield _BulkItem("index", default_index, None, number, source, raw, _Refused(reason, "parse_exception"))
             continue
         op, meta = action
+        # As Elasticsearch, only a simple value names an index or an id (and str() of a list
+        # nested a thousand deep would overflow the stack).
+        malformed = next((name for name in ("_index", "_id") if isinstance(meta.get(name), dict | list)), None)
+        if malformed is not None:
+            meta = {}
         index = str(meta.get("_index") or default_index)
         doc_id = None if meta.get("_id") is None else str(meta["_id"])
         if op == "delete":
@@ -484,7 +487,10 @@ def _bulk_items(lines: list[str], default_index: str) -> Iterator[_BulkItem]:
         source = lines[position].removesuffix("\r") if position < len(lines) else None
         position += 1
         raw = action_line if source is None else f"{action_line}\n{source}"
-        if op == "update":
+        if malformed is not None:
+            reason = f"Malformed action/metadata line [{number}], expected a simple value for field [{malformed}]"
+            yield _BulkItem(op, index, doc_id, number, source, raw, _Refused(reason, "parse_exception"))
+        elif op == "update":
             refusal = _Refused(
                 "update is not supported by secmon: events are never changed", "illegal_argument_exception"
             )

@@ -189,10 +189,13 @@ def parse_apache_error(line: str, *, received: float | None = None) -> Event:
     event["log"] = {"level": level}
     if module:
         event["apache"] = {"error": {"module": module}}
-    if pid is not None:
-        process: dict[str, Any] = {"pid": int(pid)}
-        if thread is not None and (thread_id := to_int(thread)) is not None:
-            process["thread"] = {"id": thread_id}
+    # to_int, not int: a pid of 30 digits is no long that Elasticsearch (or orjson) can take.
+    process: dict[str, Any] = {}
+    if pid is not None and (pid_number := to_int(pid)) is not None:
+        process["pid"] = pid_number
+    if thread is not None and (thread_id := to_int(thread)) is not None:
+        process["thread"] = {"id": thread_id}
+    if process:
         event["process"] = process
     if client is None and (late := _LATE_CLIENT.search(message, 0, 200)) is not None:
         client = late.group(1)

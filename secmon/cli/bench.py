@@ -383,3 +383,46 @@ def api(
         console.print(f"p99 ratio api / elasticsearch, {scenario}: [bold]{result.p99_ratio(scenario):.2f}×[/]")
     for note in result.notes:
         console.print(f"[dim]{note}[/]", highlight=False)
+
+
+@app.command()
+def fuzz(
+    inputs: Annotated[int, typer.Option("--inputs", "-n", min=1, help="Inputs drawn for each parser.")] = 1_000_000,
+    parsers: Annotated[
+        list[str] | None,
+        typer.Option("--parser", "-p", help="A parser to fuzz (repeatable); default: all of them."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draws: the same seed draws the same inputs.")] = 0,
+) -> None:
+    """Feed each parser valid, damaged and random inputs: inputs/s and failures (exceptions, broken properties)."""
+    from rich.markup import escape
+
+    from secmon.bench.fuzz import TARGETS, fuzz
+
+    chosen = parsers or list(TARGETS)
+    unknown = [name for name in chosen if name not in TARGETS]
+    if unknown:
+        raise typer.BadParameter(f"no parser {', '.join(unknown)}; known: {', '.join(TARGETS)}", param_hint="--parser")
+    with console.status("Fuzzing …") as status:
+        results = fuzz(
+            chosen, inputs, seed, progress=lambda name: status.update(f"Fuzzing {name}: {inputs:,} inputs …")
+        )
+    table = Table(
+        "parser", "inputs", "seconds", "inputs/s", "parsed/s", "failures", title=f"secmon bench fuzz (seed {seed})"
+    )
+    for r in results:
+        failures = f"[red]{r.failures:,}[/]" if r.failures else "0"
+        if r.unavailable is not None:
+            table.add_row(r.name, "-", "-", "-", "-", f"[yellow]not run: {escape(r.unavailable)}[/]")
+            continue
+        rates = (f"{r.inputs_per_second:,.0f}", f"{r.checked_per_second:,.0f}")
+        table.add_row(r.name, f"{r.inputs:,}", f"{r.seconds:.1f}", *rates, failures)
+    console.print(table)
+    console.print("[dim]inputs/s: drawing, parsing and checking; parsed/s: parsing and checking only[/]")
+    for r in results:
+        console.print(f"[dim]{r.name}: {escape(r.description)}[/]", highlight=False)
+    for r in results:
+        if r.first_failure is not None:
+            console.print(f"[red]{r.name}, first failure:[/] {escape(r.first_failure)}", highlight=False)
+    if any(r.failures for r in results):
+        raise typer.Exit(1)

@@ -42,6 +42,7 @@ from secmon.detection.logsource import LogsourceKey, LogsourceMap
 from secmon.detection.pipelines import RULES_DIR, build_pipeline, default_pipeline_files
 from secmon.detection.rules import Rule, RuleProblem, RuleSet
 from secmon.errors import SecmonError
+from secmon.yaml_loader import SafeLoader
 
 Origin = Literal["shipped", "configured", "uploaded"]
 RuleType = Literal["sigma", "correlation"]
@@ -512,7 +513,7 @@ def _optional(value: object) -> str | None:
 def _documents(text: str) -> list[dict[str, Any]]:
     """The mapping documents of a YAML text; none when it does not parse (the loader reports it)."""
     try:
-        return [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if isinstance(d, dict)]
+        return [d for d in yaml.load_all(text, Loader=SafeLoader) if isinstance(d, dict)]
     except yaml.YAMLError:
         return []
 

@@ -41,6 +41,7 @@ from secmon.detection.pipelines import RULES_DIR, build_pipeline, default_pipeli
 from secmon.detection.rules import RuleProblem
 from secmon.store.names import IndexNames
 from secmon.store.templates import load_mapping
+from secmon.yaml_loader import SafeLoader, yaml_problem
 
 __all__ = ["Conversion", "Converter", "QueryFormat"]
 
@@ -241,11 +242,10 @@ def _numeric_fields(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[st
 
 def _parse(path: str, text: str) -> SigmaCollection | RuleProblem:
     try:
-        documents = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d is not None]
+        documents = [d for d in yaml.load_all(text, Loader=SafeLoader) if d is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return RuleProblem(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", "yaml", line)
+        problem = yaml_problem(exc, text)
+        return RuleProblem(path, f"invalid YAML: {problem.reason}", "yaml", problem.line)
     if not documents:
         return RuleProblem(path, "empty file", "yaml")
     if not all(isinstance(d, dict) for d in documents):

@@ -90,6 +90,7 @@ from secmon.detection.fields import EventView
 from secmon.detection.loader import rule_files
 from secmon.detection.logsource import LogsourceKey
 from secmon.detection.rules import Rule, RuleProblem
+from secmon.yaml_loader import SafeLoader
 
 __all__ = [
     "CorrelationCondition",
@@ -281,8 +282,8 @@ def load_correlations(
 
 def _drafts(text: str, path: str) -> Iterator[_Draft | RuleProblem]:
     try:
-        documents = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
-        nodes = list(yaml.compose_all(text, Loader=yaml.CSafeLoader))
+        documents = list(yaml.load_all(text, Loader=SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=SafeLoader))
     except yaml.YAMLError:
         return  # reported by the rule loader
     for index, (document, node) in enumerate(zip(documents, nodes, strict=True)):

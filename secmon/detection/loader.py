@@ -24,11 +24,14 @@ from secmon.detection.logsource import key_of
 from secmon.detection.pipelines import logsource_item_id
 from secmon.detection.rules import Rule, RuleProblem, RuleSet
 from secmon.detection.translate import UnsupportedCondition, translate
+from secmon.yaml_loader import SafeLoader, yaml_problem
 
 RULE_SUFFIXES = (".yml", ".yaml")
 # secmon's own data beside its rules (rules/logsources.yml, rules/pipelines/): not Sigma rules.
 NOT_RULES = ("logsources.yml", "pipelines")
 _QUOTED = re.compile(r"'([^']+)'")
+_WORD = re.compile(r"[a-z]{2,}")
+_KEY_OF_WORD = {"identifier": "id"}  # what pySigma calls a rule key in its messages, where it differs
 
 
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -73,11 +76,10 @@ def load_rules(paths: Sequence[Path], pipeline: ProcessingPipeline) -> RuleSet:
 def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule | RuleProblem]:
     """The rules (or problems) of one rule file's text."""
     try:
-        documents = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d is not None]
+        documents = [d for d in yaml.load_all(text, Loader=SafeLoader) if d is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return [RuleProblem(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", "yaml", line)]
+        problem = yaml_problem(exc, text)
+        return [RuleProblem(path, f"invalid YAML: {problem.reason}", "yaml", problem.line)]
     if not documents:
         return [RuleProblem(path, "empty file", "yaml")]
     if not all(isinstance(d, dict) for d in documents):
@@ -116,7 +118,8 @@ def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPip
         described = ", ".join(
             f"{k}={v}" for k, v in zip(("product", "category", "service"), logsource, strict=True) if v
         )
-        return RuleProblem(path, f"no secmon events for logsource {described or '(empty)'}", "logsource")
+        reason = f"no secmon events for logsource {described or '(empty)'}"
+        return RuleProblem(path, reason, "logsource", _line_of_key(text, "logsource"))
     try:
         conditions: list[Node] = [translate(c.parsed) for c in rule.detection.parsed_condition]
     except UnsupportedCondition as exc:
@@ -153,7 +156,17 @@ def problem_at(path: str, text: str, error: Any, kind: str = "sigma") -> RulePro
             line = line_of(text, token)
             if line:
                 break
+    if line is None:
+        # "Sigma rule author must be a string": the line of the key the message names.
+        line = next((found for word in _WORD.findall(message) if (found := _line_of_key(text, word))), None)
     return RuleProblem(path, message, kind, line)
+
+
+def _line_of_key(text: str, name: str) -> int | None:
+    """The line of the first top-level key ``name`` (or the key pySigma's word stands for) in ``text``."""
+    key = re.escape(_KEY_OF_WORD.get(name, name))
+    found = re.search(rf"^{key}:", text, re.MULTILINE)
+    return text.count("\n", 0, found.start()) + 1 if found else None
 
 
 def line_of(text: str, token: str) -> int | None:

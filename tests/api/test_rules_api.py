@@ -102,6 +102,9 @@ async def test_a_rule_that_does_not_load_is_refused_with_its_line(api: Api) -> N
         "yaml": (good.replace("  condition: selection", "   condition: selection"), 13),
         "modifier": (good.replace("user.name: root", "user.name|sideways: root"), 12),
         "re2": (good.replace("user.name: root", "user.name|re: '(?=root)'"), 12),
+        # These two were answered 500: PyYAML's ValueError for an impossible date, and no line for a control character.
+        "date": (good.replace("status: test", "date: 2023-02-30\nstatus: test"), 3),
+        "control character": (good.replace("level: high", "level: hi\x08gh"), 4),
     }
     async with await author(api) as client:
         for kind, (text, line) in broken.items():

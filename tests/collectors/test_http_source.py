@@ -338,6 +338,39 @@ async def test_malformed_and_unsupported_bulk_items_are_refused_one_by_one(env: 
     assert reasons[2].startswith("line 8: Malformed action/metadata line [8]")
 
 
+async def test_a_document_too_deep_to_store_and_an_index_that_is_no_name_are_refused_one_by_one(env: Env) -> None:
+    # Both once failed the whole request with a 500: orjson reads 1,024 levels but writes 254, and
+    # str() of an _index nested a thousand deep overflowed the stack.
+    lines = [
+        '{"create":{}}',
+        '{"message":"good"}',
+        '{"create":{}}',
+        '{"deep":' + "[" * 300 + "]" * 300 + "}",
+        '{"create":{"_index":' + "[" * 1000 + "]" * 1000 + "}}",
+        '{"message":"under an index that is a list"}',
+    ]
+    async with (
+        serving(env) as served,
+        served.http.post(
+            f"{served.url}/logs/_bulk", data="\n".join(lines) + "\n", headers=env.agency_a.header
+        ) as response,
+    ):
+        assert response.status == 200
+        answer = await response.json()
+    outcomes = [(r["status"], r.get("error", {}).get("reason")) for item in answer["items"] for r in item.values()]
+    assert outcomes == [
+        (201, None),
+        (400, "JSON nested more than 200 levels deep"),
+        (400, "Malformed action/metadata line [5], expected a simple value for field [_index]"),
+    ]
+    assert len(await env.events(served)) == 1
+    reasons = sorted(letter["deadletter"]["reason"] for letter in await env.dead_letters(served))
+    assert reasons == [
+        "line 3: JSON nested more than 200 levels deep",
+        "line 5: Malformed action/metadata line [5], expected a simple value for field [_index]",
+    ]
+
+
 async def test_the_elasticsearch_client_takes_secmon_for_elasticsearch(env: Env) -> None:
     async with serving(env) as served:
         client = AsyncElasticsearch(served.url, api_key=(env.agency_a.key.id, env.agency_a.secret))

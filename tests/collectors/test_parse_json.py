@@ -10,6 +10,10 @@ from collectors.event import PARSE_FAILURE_TAG, Record
 from collectors.sources.evtx import read_evtx
 from collectors.transforms.normalize import normalize
 from collectors.transforms.parse_winlog import normalize_evtx
+from secmon.pipeline.buffer import DiskBuffer
+from secmon.pipeline.pipeline import Pipeline, SourceContext
+from secmon.pipeline.telemetry import Telemetry
+from secmon.store import IndexNames, source_json
 
 EVTX = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "evtx"
 
@@ -81,3 +85,32 @@ def test_a_winlogbeat_document_and_the_same_evtx_record_normalize_alike() -> Non
     assert from_beats["winlog"]["event_data"] == from_evtx["winlog"]["event_data"]
     assert from_beats["event"]["dataset"] == from_evtx["event"]["dataset"] == "windows.security"
     assert from_beats.get("user") == from_evtx.get("user")
+
+
+def test_json_nested_deeper_than_an_event_can_be_stored_is_kept_as_text_and_says_so() -> None:
+    # orjson reads 1,024 levels and writes 254: the event used to fail where it was stored, with its batch.
+    line = '{"a":' * 300 + "1" + "}" * 300
+    for fmt in ("json", "beats", "evtx"):
+        event = normalize(Record(line), fmt)
+        assert PARSE_FAILURE_TAG in event["tags"]
+        assert event["error"]["message"] == "JSON nested more than 200 levels deep"
+        assert event["message"] == line
+        source_json(event)  # storable
+    assert "tags" not in normalize(Record('{"a":' * 100 + "1" + "}" * 100), "json")
+
+
+def test_tags_that_are_no_list_become_one_so_that_the_pipeline_takes_the_event(tmp_path: Path) -> None:
+    # {"tags": 5} once made the pipeline raise for the whole batch the line came in.
+    pipeline = Pipeline(IndexNames("t"), DiskBuffer(tmp_path), Telemetry())
+    for tags, expected in ((5, [5]), ("web", ["web"]), (["a", "b"], ["a", "b"])):
+        event = normalize(Record(orjson.dumps({"tags": tags, "event": {"dataset": 7}}).decode()), "beats")
+        assert event["tags"] == [*expected, PARSE_FAILURE_TAG]
+        assert pipeline.process_events([event], [None], SourceContext("t", "beats"))  # no exception
+
+
+def test_an_event_dataset_that_is_no_text_is_refused_as_a_data_stream_name_and_says_so() -> None:
+    # It names the data stream the event goes to: a number or a list there once failed the pipeline.
+    event = normalize(Record('{"event": {"dataset": ["a", "b"]}, "data_stream": {"dataset": "nginx.access"}}'), "json")
+    assert event["event"]["dataset"] == "nginx.access"
+    assert event["error"]["message"] == "event.dataset ['a', 'b'] is not text; stored as nginx.access"
+    assert normalize(Record('{"event": {"dataset": 5}}'), "beats")["event"]["dataset"] == "json"

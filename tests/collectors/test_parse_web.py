@@ -11,6 +11,7 @@ import pytest
 
 from collectors.event import PARSE_FAILURE_TAG, Event, get_field
 from collectors.transforms.parse_web import parse_apache_access, parse_apache_error, parse_nginx_error
+from secmon.store import source_json
 
 LOGS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "logs"
 RECEIVED = datetime.fromisoformat("2024-06-01T00:00:00+00:00").timestamp()
@@ -283,3 +284,13 @@ def test_nginx_error_with_an_impossible_date_is_tagged() -> None:
     assert failed(event)
     assert event["error"]["message"] == "nginx error log time '2024/02/30 03:04:05' is not a date"
     assert event["message"] == "x"
+
+
+def test_an_apache_error_pid_too_long_for_a_number_is_left_out_not_raised() -> None:
+    # int() of 5,000 digits raises; 30 digits made an event Elasticsearch (and orjson) cannot take.
+    for digits in (30, 5000):
+        line = f"[Wed Oct 11 14:32:52 2000] [core:error] [pid {'9' * digits}:tid 7] [client 1.2.3.4:5] AH00037: x"
+        event = parse_apache_error(line)
+        assert event["process"] == {"thread": {"id": 7}}
+        assert event["source"]["ip"] == "1.2.3.4"
+        source_json(event)  # storable

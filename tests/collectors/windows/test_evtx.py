@@ -133,9 +133,11 @@ def test_a_broken_chunk_header_loses_that_chunk_only(damaged: tuple[Path, bytear
     records, failures = read_all(path)
 
     assert [record.record_id for record in records] == [*range(1, 143), *range(192, 531)]
-    assert len(failures) == 1
+    assert len(failures) == 2
     assert failures[0].offset == chunk_offset(3)
     assert "Failed to parse chunk number 3" in failures[0].reason
+    # Which records that cost, from the chunks on either side.
+    assert failures[1] == EvtxReadFailure(path, "records 143..191 are in no chunk that could be read", record_id=143)
 
 
 def test_a_record_the_parser_cannot_decode_is_reported_by_id(damaged: tuple[Path, bytearray]) -> None:
@@ -213,3 +215,104 @@ def test_a_file_that_cannot_be_opened_raises_ingest_error_naming_it(tmp_path: Pa
     assert str(missing) in str(raised.value)
     with pytest.raises(IngestError, match="cannot be read"):
         read_evtx(tmp_path)  # a directory
+
+
+def test_a_chunk_header_declaring_every_record_id_costs_no_memory_and_is_reported(
+    damaged: tuple[Path, bytearray],
+) -> None:
+    # The parser's error repeats the header's range, 1..2**64-1: noting each id of it took all memory.
+    path, data = damaged
+    struct.pack_into("<QQ", data, chunk_offset(3) + 8, 1, 2**64 - 1)  # record numbers
+    struct.pack_into("<QQ", data, chunk_offset(3) + 24, 1, 2**64 - 1)  # record ids
+    data[chunk_offset(3) + 128 : chunk_offset(3) + 384] = b"\xff" * 256  # its string table: the parser fails
+    path.write_bytes(data)
+
+    records, failures = read_all(path)
+
+    assert [record.record_id for record in records] == [*range(1, 143), *range(192, 531)]
+    assert len(failures) == 2
+    assert "record IDs 1..18446744073709551615" in failures[0].reason
+    assert failures[1] == EvtxReadFailure(
+        path,
+        f"records 143..191 are in no chunk that could be read (damaged chunk headers at byte {chunk_offset(3)})",
+        record_id=143,
+    )
+
+
+def test_records_of_a_chunk_the_parser_skips_for_its_damaged_header_are_reported(
+    damaged: tuple[Path, bytearray],
+) -> None:
+    # The parser skips a chunk whose header says its records end where they begin, without a word.
+    path, data = damaged
+    struct.pack_into("<QQ", data, chunk_offset(3) + 24, 143, 0)  # record ids: 143..0
+    struct.pack_into("<I", data, chunk_offset(3) + 48, 0)  # where its free space begins: no record
+    path.write_bytes(data)
+
+    records, failures = read_all(path)
+
+    assert [record.record_id for record in records] == [*range(1, 143), *range(192, 531)]
+    assert failures == [
+        EvtxReadFailure(
+            path,
+            f"records 143..191 are in no chunk that could be read (damaged chunk headers at byte {chunk_offset(3)})",
+            record_id=143,
+        )
+    ]
+
+
+def test_a_chunk_whose_damaged_header_the_parser_reads_past_costs_nothing(damaged: tuple[Path, bytearray]) -> None:
+    path, data = damaged
+    struct.pack_into("<Q", data, chunk_offset(3) + 32, 142)  # its last record id, before its first
+    path.write_bytes(data)
+
+    records, failures = read_all(path)
+
+    assert [record.record_id for record in records] == list(range(1, 531))
+    assert failures == []
+
+
+def test_records_the_file_header_declares_beyond_every_readable_chunk_are_reported(tmp_path: Path) -> None:
+    # A one-chunk file whose only chunk the parser skips: the file header still says how many records it held.
+    path = tmp_path / "one-chunk.evtx"
+    data = bytearray((DATASET / "defense-evasion" / "DE_Fake_ComputerAccount_4720.evtx").read_bytes())
+    next_record_id = struct.unpack_from("<Q", data, 24)[0]
+    struct.pack_into("<QQ", data, FILE_HEADER_SIZE + 24, 1, 0)  # record ids: 1..0
+    struct.pack_into("<I", data, FILE_HEADER_SIZE + 48, 0)  # where its free space begins: no record
+    path.write_bytes(data)
+
+    records, failures = read_all(path)
+
+    assert records == []
+    assert [failure.reason for failure in failures] == [
+        f"records 1..{next_record_id - 1}, which the file header declares, are in no chunk that could be read"
+        f" (damaged chunk headers at byte {FILE_HEADER_SIZE})"
+    ]
+
+
+def test_a_file_in_which_no_chunk_can_be_found_says_so(tmp_path: Path) -> None:
+    # File header and chunk header both damaged: nothing says what the file held, but it held something.
+    path = tmp_path / "one-chunk.evtx"
+    data = bytearray((DATASET / "defense-evasion" / "DE_Fake_ComputerAccount_4720.evtx").read_bytes())
+    struct.pack_into("<QQQ", data, 8, 0, 0, 0)  # the file header's chunk numbers and next record id
+    struct.pack_into("<H", data, 42, 0)  # and its chunk count
+    data[FILE_HEADER_SIZE : FILE_HEADER_SIZE + 8] = b"\x00" * 8  # the chunk's magic
+    path.write_bytes(data[:20_000])
+
+    records, failures = read_all(path)
+
+    assert records == []
+    assert [failure.reason for failure in failures] == [
+        "the file header is damaged: its checksum does not match",
+        f"no chunk could be found in the {20_000 - FILE_HEADER_SIZE} bytes after the file header",
+    ]
+
+
+def test_a_file_header_that_does_not_match_its_checksum_is_reported(damaged: tuple[Path, bytearray]) -> None:
+    path, data = damaged
+    data[100] ^= 0xFF  # unused header space, under the checksum
+    path.write_bytes(data)
+
+    records, failures = read_all(path)
+
+    assert len(records) == 530
+    assert failures == [EvtxReadFailure(path, "the file header is damaged: its checksum does not match", offset=0)]
