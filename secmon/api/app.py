@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 from secmon import __version__
@@ -22,7 +23,16 @@ Errors are problem details (RFC 9457) whose `detail` says what to change.
 
 def create_app(services: ApiServices) -> FastAPI:
     """The API over ``services``."""
-    app = FastAPI(title="secmon API", version=__version__, description=DESCRIPTION)
+    # /docs and /redoc load Swagger UI and ReDoc from files shipped in fastapi-offline, not from a
+    # CDN, so that they work on a SOC network without internet; so does Swagger UI's validator
+    # badge, which would ask validator.swagger.io about the schema, and is turned off.
+    app = FastAPIOffline(
+        title="secmon API",
+        version=__version__,
+        description=DESCRIPTION,
+        static_url="/docs/assets",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     app.state.services = services
     registry = CollectorRegistry()
     services.registries.append(registry)
