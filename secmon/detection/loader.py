@@ -18,6 +18,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
+from sigma.rule.detection import EmptySigmaDetections, SigmaDetection, SigmaDetections
 
 from secmon.detection.ir import AnyOf, Node
 from secmon.detection.logsource import key_of
@@ -32,6 +33,7 @@ NOT_RULES = ("logsources.yml", "pipelines")
 _QUOTED = re.compile(r"'([^']+)'")
 _WORD = re.compile(r"[a-z]{2,}")
 _KEY_OF_WORD = {"identifier": "id"}  # what pySigma calls a rule key in its messages, where it differs
+_STAND_IN = {"stand-in for a definition that does not parse": ""}
 
 
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -95,11 +97,22 @@ def load_text(text: str, path: str, pipeline: ProcessingPipeline) -> list[Rule |
     # pySigma lists a rule's errors both in the collection and in the rule: report each once.
     reported = {str(e) for e in collection.errors}
     out: list[Rule | RuleProblem] = [problem_at(path, text, e, "sigma") for e in collection.errors]
-    for rule in collection.rules:
+    # Each rule's own YAML document, to look further into a broken rule; not when collection
+    # actions (global, repeat) merge documents into rules.
+    own: list[dict[str, Any] | None] = (
+        list(documents)
+        if len(documents) == len(collection.rules) and not any("action" in d for d in documents)
+        else [None] * len(collection.rules)
+    )
+    for rule, document in zip(collection.rules, own, strict=True):
         if isinstance(rule, SigmaCorrelationRule):
             continue
         if rule.errors:
-            out.extend(problem_at(path, text, e, "sigma") for e in rule.errors if str(e) not in reported)
+            errors = [*rule.errors, *_further_errors(rule, document)]
+            for error in errors:
+                if str(error) not in reported:
+                    reported.add(str(error))
+                    out.append(problem_at(path, text, error, "sigma"))
             continue
         try:
             out.append(_compile_rule(rule, path, text, pipeline))
@@ -142,6 +155,67 @@ def _compile_rule(rule: SigmaRule, path: str, text: str, pipeline: ProcessingPip
         references=tuple(str(r) for r in rule.references or ()),
         author=rule.author or "",
     )
+
+
+def _further_errors(rule: SigmaRule, document: dict[str, Any] | None) -> list[SigmaError]:
+    """What else pySigma finds wrong with a rule it reported errors for, so that one lint shows them all.
+
+    pySigma gives up on a detection section at its first broken definition (and then never parses
+    the condition): each definition is parsed on its own here, and the condition against the
+    identifiers the section defines, whether their definitions parse or not.
+    """
+    try:
+        errors: list[SigmaError] = []
+        detections: SigmaDetections | None = rule.detection
+        if isinstance(detections, EmptySigmaDetections):
+            section = document.get("detection") if document is not None else None
+            detections = _detections_apart(section, errors) if isinstance(section, dict) else None
+        for condition in detections.parsed_condition if detections is not None else ():
+            try:
+                condition.parsed  # noqa: B018 - parsing is what finds an undefined identifier
+            except SigmaError as exc:
+                errors.append(exc)
+        return errors
+    except Exception:  # looking further must never cost more than what pySigma reported already
+        return []
+
+
+def _detections_apart(section: dict[str, Any], errors: list[SigmaError]) -> SigmaDetections | None:
+    """The detection section with every definition parsed on its own, its errors added to ``errors``.
+
+    A definition that does not parse is replaced by a stand-in, so that the condition may still
+    name it. None when there is no condition or no definition to check it against.
+    """
+    definitions: dict[str, SigmaDetection] = {}
+    for name, definition in section.items():
+        if name == "condition":
+            continue
+        found = _definition_errors(definition)
+        errors.extend(found)
+        definitions[str(name)] = SigmaDetection.from_definition(_STAND_IN if found else definition)
+    condition = section.get("condition")
+    conditions = [c for c in (condition if isinstance(condition, list) else [condition]) if isinstance(c, str)]
+    if not definitions or not conditions:
+        return None
+    return SigmaDetections(definitions, conditions)
+
+
+def _definition_errors(definition: Any) -> list[SigmaError]:
+    """The errors of one detection definition, field by field (pySigma stops at a definition's first)."""
+    parts = (
+        [{name: value} for name, value in definition.items()]
+        if isinstance(definition, dict) and len(definition) > 1
+        else definition
+        if isinstance(definition, list) and len(definition) > 1 and all(isinstance(d, dict) for d in definition)
+        else None
+    )
+    if parts is not None:
+        return [error for part in parts for error in _definition_errors(part)]
+    try:
+        SigmaDetection.from_definition(definition)
+    except SigmaError as exc:
+        return [exc]
+    return []
 
 
 def problem_at(path: str, text: str, error: Any, kind: str = "sigma") -> RuleProblem:

@@ -88,6 +88,27 @@ def test_lint_reports_each_broken_rule_with_file_line_and_kind_counts(rules: Pat
     assert "4 files: 1 rules and 0 correlations loaded, 3 problems." in out
 
 
+def test_lint_reports_every_problem_of_a_rule_each_with_its_line(rules: Path) -> None:
+    # pySigma stops reading a detection at its first broken definition, and then never parses the
+    # condition: a misspelled modifier used to hide the rest.
+    broken = rules / "broken.yml"
+    broken.write_text(
+        RULE.replace("level: high", "level: hihg")
+        .replace("Image|endswith: '\\whoami.exe'", "Image|endwith: '\\whoami.exe'")
+        .replace("ParentImage|endswith:", "ParentImage|endswiths:")
+        .replace("condition: selection", "condition: selection and nosuch")
+    )
+
+    code, out = run("lint", str(broken))
+
+    assert code == 1
+    assert f"{broken}:4: 'hihg' is not a valid Sigma rule level" in out
+    assert f"{broken}:10: Unknown modifier 'endwith'" in out
+    assert f"{broken}:11: Unknown modifier 'endswiths'" in out
+    assert f"{broken}:14: Detection 'nosuch' not defined in detections" in out
+    assert "1 files: 0 rules and 0 correlations loaded, 4 problems." in out
+
+
 def test_lint_of_the_shipped_rules_is_clean() -> None:
     code, out = run("lint", str(Path(__file__).resolve().parents[2] / "rules"))
     assert code == 0, out
