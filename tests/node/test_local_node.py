@@ -12,6 +12,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,10 +102,15 @@ async def _write_through_an_outage(config: Path) -> None:
     patient = WriterSettings(batch_size=300, retry_initial=0.1, retry_max=1.0)  # type: ignore[call-arg]
     try:
         async with BulkWriter(client, patient, names) as writer:
+            node_down = asyncio.Event()
 
             async def produce() -> list[list[Outcome]]:
+                # Half the batches before the outage, half during it: the second half cannot be
+                # stored before the node stops, however slowly `secmon es stop` runs.
                 calls = []
                 for i in range(0, len(docs), 300):
+                    if i == len(docs) // 2:
+                        await node_down.wait()
                     calls.append(asyncio.create_task(writer.write(docs[i : i + 300])))
                     await asyncio.sleep(0.1)
                 return await asyncio.gather(*calls)
@@ -116,9 +122,13 @@ async def _write_through_an_outage(config: Path) -> None:
             assert stopped.returncode == 0, stopped.stderr
             stored_before_outage = writer.stats.stored + writer.stats.duplicates
             retries_before_outage = writer.stats.retries
-            await asyncio.sleep(3)
+            node_down.set()
+            deadline = time.monotonic() + 60
+            while writer.stats.retries <= retries_before_outage:
+                assert time.monotonic() < deadline, "the writer should be retrying while the node is down"
+                await asyncio.sleep(0.1)
             assert writer.stats.stored + writer.stats.duplicates == stored_before_outage
-            assert writer.stats.retries > retries_before_outage, "the writer should be retrying while the node is down"
+            assert stored_before_outage < len(docs)
             started = await asyncio.to_thread(secmon, config, "es", "start")
             assert started.returncode == 0, started.stderr
             outcomes = await producer
