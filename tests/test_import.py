@@ -15,9 +15,13 @@ DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def summary_row(output: str) -> list[int]:
-    """The numbers of the summary table: read, failed to parse, stored, already stored, dead-lettered, failed."""
-    row = next(line for line in reversed(output.splitlines()) if line.startswith("│"))
-    return [int(cell.strip().replace(",", "")) for cell in row.split("│") if cell.strip()]
+    """The numbers of the summary table: read, failed to parse, stored, already stored, dead-lettered, failed.
+
+    Piped, the table is tab-separated lines: its header line, then the row of numbers.
+    """
+    lines = output.splitlines()
+    header = max(number for number, line in enumerate(lines) if line.startswith("read\tfailed to parse\t"))
+    return [int(cell.replace(",", "")) for cell in lines[header + 1].split("\t")]
 
 
 def stored_count(url: str, pattern: str) -> int:

@@ -2,16 +2,98 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import re
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
+from rich.table import Table
 
 from secmon.config import Settings, load_settings
 
-console = Console()
 T = TypeVar("T")
+# Wide enough that no value of a cell is ever wrapped or cut when it is rendered on its own.
+_UNBOUNDED_WIDTH = 1_000_000
+
+
+class CliConsole(Console):
+    """rich's console, except that nothing is cut short when standard output is not a terminal.
+
+    On a terminal a table is drawn to fit the screen, folding or eliding long values. Into a pipe
+    or a file there is no screen, and whoever reads the output (a script, grep, a log) needs whole
+    values: there a table is printed as tab-separated lines (its title, a header line, one line per
+    row; no borders) and text is not wrapped at 80 columns, as ``kubectl``, ``gh`` and ``docker`` do.
+    Every command prints through this one console, so every table behaves the same.
+    """
+
+    forced_terminal = False  # set by a command asked to draw as on a terminal anyway (secmon up --panel)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.forced_terminal or super().is_terminal
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if self.is_terminal:
+            super().print(*objects, **options)
+            return
+        if options.get("soft_wrap") is None:
+            options["soft_wrap"] = True  # no line breaks of rich's own, no cropping at the width
+        super().print(*(TabSeparated(item) if isinstance(item, Table) else item for item in objects), **options)
+
+
+class TabSeparated:
+    """A rich table as tab-separated plain text, every value whole; cells of several lines join with "; "."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table
+        cell_options = options.update(width=_UNBOUNDED_WIDTH, height=None, highlight=False)
+
+        def line(cells: Iterable[RenderableType]) -> Iterable[Segment]:
+            yield Segment("\t".join(_plain(console, cell_options, cell) for cell in cells))
+            yield Segment.line()
+
+        if table.title:
+            yield from line([table.title])
+        if table.show_header:
+            yield from line(column.header for column in table.columns)
+        for row in zip(*(column.cells for column in table.columns), strict=True):
+            yield from line(row)
+        if table.caption:
+            yield from line([table.caption])
+
+
+def _plain(console: Console, options: ConsoleOptions, renderable: RenderableType) -> str:
+    """What ``renderable`` shows, without styles, on one line: tabs become spaces, lines join with "; "."""
+    lines = console.render_lines(renderable, options, pad=False)
+    texts = ("".join(segment.text for segment in line if not segment.control).rstrip() for line in lines)
+    return _CONTROL.sub(_escaped, "; ".join(text for text in texts if text).replace("\t", " "))
+
+
+# Characters that would end or garble a line for whoever reads the pipe (a carriage return, a
+# vertical tab, NEL, the Unicode line separators ...), as a value sent by an agency may hold.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+console = CliConsole()
+errors = CliConsole(stderr=True)
+
+
+def remark(message: str) -> None:
+    """Say something about the output (a count, a hint) rather than print part of it.
+
+    It goes beside the output on a terminal, and to stderr when standard output is a pipe or a
+    file, so that what is piped is the rows alone.
+    """
+    (console if console.is_terminal else errors).print(message, highlight=False)
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:

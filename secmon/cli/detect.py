@@ -10,9 +10,9 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from secmon.cli.context import console, errors
 from secmon.config import SHIPPED_RULES_DIR, default_cache_dir
 
 LEVEL_STYLES = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "informational": "dim"}
@@ -42,7 +42,6 @@ def detect(
     from secmon.detection.detector import load_detector
     from secmon.detection.hunt import HuntStats, hunt
 
-    errors = Console(stderr=True)
     with errors.status("Loading rules …"):
         detector = load_detector(rules or [SHIPPED_RULES_DIR], cache_dir=default_cache_dir() / "rule-cache")
     problems = detector.ruleset.problems
@@ -74,7 +73,7 @@ def detect(
             table.add_row(
                 finding.timestamp, f"[{style}]{finding.level}[/]", finding.title, Path(finding.file).name, str(where)
             )
-        Console().print(table)
+        console.print(table)
     for failure in stats.read_failures:
         errors.print(f"[yellow]unreadable part skipped:[/] {failure}", highlight=False)
     rate = stats.events / stats.seconds if stats.seconds else 0.0

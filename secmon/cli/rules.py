@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from secmon.cli.context import console, load
+from secmon.cli.context import console, errors, load
 
 if TYPE_CHECKING:
     from secmon.detection.convert import QueryFormat
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 rules_app = typer.Typer(
     help="Check Sigma rules, test them on example events, convert them to queries.", no_args_is_help=True
 )
-errors = Console(stderr=True)
 
 RuleArgument = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A Sigma rule file.")]
 PathsArgument = Annotated[
