@@ -6,10 +6,11 @@ same file again stores nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +21,7 @@ from collectors.event import Event, Record, set_field
 from secmon.config import Settings
 from secmon.detection.alerts import ALERTS_COMPONENT
 from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
-from secmon.service import running_service
+from secmon.service import Running, running_service
 from secmon.store import Outcome
 
 T = TypeVar("T")
@@ -99,14 +100,19 @@ async def import_records(
     fmt: str,
     agency: str | None,
     progress: Callable[[int], None] = lambda n: None,
+    running: Running | None = None,
 ) -> ImportSummary:
-    """Submit ``records`` and wait until Elasticsearch has them all; returns the counts."""
+    """Submit ``records`` and wait until Elasticsearch has them all; returns the counts.
+
+    Into ``running``'s pipeline when given (``secmon up --demo``: the service counts them as a
+    source's events), else into a one-off service with a disk buffer of its own.
+    """
     context = SourceContext(component, fmt, Agency(agency) if agency else None)
 
     async def submit(pipeline: Pipeline, batch: Sequence[Record]) -> None:
         await pipeline.submit(batch, context)
 
-    return await _import(settings, records, context, submit, progress)
+    return await _import(settings, records, context, submit, progress, running=running)
 
 
 async def import_events(
@@ -116,6 +122,7 @@ async def import_events(
     component: str,
     agency: str | None,
     progress: Callable[[int], None] = lambda n: None,
+    running: Running | None = None,
 ) -> ImportSummary:
     """Like :func:`import_records` for events already in ECS, each with its key (a packet decoder's)."""
     context = SourceContext(component, "raw", Agency(agency) if agency else None)
@@ -123,7 +130,7 @@ async def import_events(
     async def submit(pipeline: Pipeline, batch: Sequence[tuple[str, Event]]) -> None:
         await pipeline.submit_events([event for _, event in batch], [key for key, _ in batch], context)
 
-    return await _import(settings, events, context, submit, progress)
+    return await _import(settings, events, context, submit, progress, running=running)
 
 
 async def _import(
@@ -132,26 +139,73 @@ async def _import(
     context: SourceContext,
     submit: Callable[[Pipeline, Sequence[T]], Awaitable[None]],
     progress: Callable[[int], None],
+    *,
+    running: Running | None,
 ) -> ImportSummary:
+    if running is not None:
+        return await _import_into(running, items, context, submit, progress)
+    async with import_service(settings) as service:
+        return await _import_into(service, items, context, submit, progress)
+
+
+@contextlib.asynccontextmanager
+async def import_service(settings: Settings) -> AsyncIterator[Running]:
+    """secmon without sources, with a disk buffer of its own (a running ``secmon up`` may hold the service's)."""
     buffer_dir = settings.state_dir / f"import-{os.getpid()}"
-    summary = ImportSummary()
-    async with running_service(settings, with_sources=False, buffer_dir=buffer_dir) as running:
-        for batch in _batches(items):
-            await submit(running.pipeline, batch)
-            summary.read += len(batch)
-            progress(len(batch))
-        await running.pipeline.wait_drained()
-        telemetry = running.pipeline.telemetry
-        summary.parse_failures = int(
-            telemetry.value("secmon_component_errors_total", component=context.component, stage="parse")
-        )
-        stats = running.writer.stats
-    shutil.rmtree(buffer_dir, ignore_errors=True)
-    stored = stats.by_component.get(context.component, Counter())
-    summary.stored, summary.duplicates = stored[Outcome.STORED], stored[Outcome.DUPLICATE]
-    summary.dead_lettered, summary.failed = stored[Outcome.DEAD_LETTERED], stored[Outcome.FAILED]
-    summary.alerts = stats.by_component.get(ALERTS_COMPONENT, Counter())[Outcome.STORED]
+    try:
+        async with running_service(settings, with_sources=False, buffer_dir=buffer_dir) as running:
+            yield running
+    finally:
+        shutil.rmtree(buffer_dir, ignore_errors=True)
+
+
+async def _import_into(
+    running: Running,
+    items: Iterator[T],
+    context: SourceContext,
+    submit: Callable[[Pipeline, Sequence[T]], Awaitable[None]],
+    progress: Callable[[int], None],
+) -> ImportSummary:
+    before = _counted(running, context.component)
+    read = 0
+    for batch in _batches(items):
+        await submit(running.pipeline, batch)
+        read += len(batch)
+        progress(len(batch))
+    await running.pipeline.wait_drained()  # every document's outcome is counted once its frame is acknowledged
+    summary = _counted(running, context.component).since(before)
+    summary.read = read
     return summary
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What a service has counted of one component's documents so far; an import's summary is the difference."""
+
+    outcomes: Counter[Outcome]
+    alerts: int
+    parse_failures: int
+
+    def since(self, before: _Counted) -> ImportSummary:
+        outcomes = self.outcomes - before.outcomes
+        return ImportSummary(
+            parse_failures=self.parse_failures - before.parse_failures,
+            stored=outcomes[Outcome.STORED],
+            duplicates=outcomes[Outcome.DUPLICATE],
+            dead_lettered=outcomes[Outcome.DEAD_LETTERED],
+            failed=outcomes[Outcome.FAILED],
+            alerts=self.alerts - before.alerts,
+        )
+
+
+def _counted(running: Running, component: str) -> _Counted:
+    by_component = running.writer.stats.by_component
+    errors = running.pipeline.telemetry.value("secmon_component_errors_total", component=component, stage="parse")
+    return _Counted(
+        Counter(by_component.get(component, Counter())),
+        by_component.get(ALERTS_COMPONENT, Counter())[Outcome.STORED],
+        int(errors),
+    )
 
 
 def _batches(items: Iterator[T]) -> Iterator[list[T]]:

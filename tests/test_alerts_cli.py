@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import socket
 import sys
@@ -15,15 +16,28 @@ from pathlib import Path
 
 import orjson
 
+from collectors.event import Record
+from secmon.config import ElasticsearchSettings, Settings
+from secmon.pipeline.pipeline import Agency, SourceContext
+from secmon.service import running_service
+from secmon.store import cluster_url
 from tests.api.conftest import Api, api  # noqa: F401 - the running API fixture lives with the API tests
 
 SECRET_ENV = ("SECMON_API_KEY", "SECMON_API_URL")
+WHOLE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
+ATTACKER = "198.51.100.77"
+# Ten failed logins from one address within a minute: the shipped SSH brute force correlation.
+SSH_FAILURES = [
+    f"Dec 10 06:55:{10 + n:02d} LabSZ sshd[{24200 + n}]: Failed password for invalid user webmaster "
+    f"from {ATTACKER} port {38926 + n} ssh2"
+    for n in range(10)
+]
 
 
 async def secmon(*args: str, key: str | None, cwd: Path) -> tuple[int, str, str]:
     """Run ``python -m secmon`` with ``args``; its exit code, stdout and stderr."""
     env = {name: value for name, value in os.environ.items() if name not in SECRET_ENV}
-    env["COLUMNS"] = "250"  # wide tables: whole ids and titles on one line
+    env["COLUMNS"] = "80"  # what a pipe gets: values must come out whole all the same
     if key is not None:
         env["SECMON_API_KEY"] = key
     process = await asyncio.create_subprocess_exec(
@@ -45,6 +59,24 @@ def agency() -> str:
     return f"cli-{secrets.token_hex(3)}"
 
 
+def piped_rows(out: str) -> list[dict[str, str]]:
+    """A table printed into a pipe: a header line, then one tab-separated line per row, by column name."""
+    header, *lines = out.splitlines()
+    names = header.split("\t")
+    rows = []
+    for line in lines:
+        cells = line.split("\t")
+        assert len(cells) == len(names), line  # one row a line: nothing folded onto the next
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
+
+
+def piped_facts(out: str) -> dict[str, str]:
+    """The name and value lines (two tab-separated cells) of ``secmon alerts show`` printed into a pipe."""
+    pairs = (line.split("\t") for line in out.splitlines())
+    return {cells[0]: cells[1] for cells in pairs if len(cells) == 2}
+
+
 async def test_ls_lists_and_filters(api: Api, tmp_path: Path) -> None:  # noqa: F811
     name = agency()
     web = await api.store_alerts(name, 3, host="web-1", user="alice")
@@ -55,7 +87,7 @@ async def test_ls_lists_and_filters(api: Api, tmp_path: Path) -> None:  # noqa: 
     assert code == 0, err
     assert all(alert_id in out for alert_id in web + db)
     assert "Suspicious whoami" in out
-    assert "4 of 4 alerts" in out
+    assert "4 of 4 alerts" in err  # piped, the count goes to stderr: stdout has the rows alone
 
     code, out, err = await secmon(
         "alerts", "ls", "--api", api.url, "--agency", name, "--host", "db-1", "--json", key=key, cwd=tmp_path
@@ -76,8 +108,8 @@ async def test_ls_lists_and_filters(api: Api, tmp_path: Path) -> None:  # noqa: 
         "alerts", "ls", "--api", api.url, "--agency", name, "--limit", "2", key=key, cwd=tmp_path
     )
     assert code == 0, err
-    assert "2 of 4 alerts" in out
-    assert "--all" in out
+    assert "2 of 4 alerts" in err
+    assert "--all" in err
 
     code, out, err = await secmon(
         "alerts", "ls", "--api", api.url, "--agency", name, "--limit", "1", "--all", "--json", key=key, cwd=tmp_path
@@ -182,3 +214,90 @@ async def test_unreachable_api_says_what_to_do(tmp_path: Path) -> None:
     code, _, err = await secmon("alerts", "ls", key="anything", cwd=tmp_path)
     assert code == 1
     assert f"http://127.0.0.1:{port}" in err
+
+
+async def test_piped_tables_print_whole_values_one_row_a_line(
+    api: Api,  # noqa: F811
+    es_settings: ElasticsearchSettings,
+    tmp_path: Path,
+) -> None:
+    name = agency()
+    host, user = "frontend-web-01.health.agency.example.org", "alice.longname@health.example.org"
+    ids = await api.store_alerts(name, 3, host=host, user=user)
+    key = await api.key("analyst", [name])
+
+    code, out, err = await secmon("alerts", "ls", "--api", api.url, "--agency", name, key=key, cwd=tmp_path)
+    assert code == 0, err
+    rows = piped_rows(out)
+    assert sorted(row["id"] for row in rows) == sorted(ids)
+    assert all(len(row["id"]) >= 20 for row in rows)  # whole, not split across lines
+    for row in rows:
+        assert WHOLE_TIME.fullmatch(row["first seen"]), row
+        assert (row["level"], row["rule"], row["organization.id"]) == ("high", "Suspicious whoami", name)
+        assert (row["host.name"], row["user.name"], row["count"], row["status"]) == (host, user, "1", "open")
+
+    code, out, err = await secmon("alerts", "show", ids[0], "--api", api.url, key=key, cwd=tmp_path)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"Suspicious whoami  {ids[0]}"
+    facts = piped_facts(out)
+    assert (facts["level"], facts["organization.id"]) == ("high", name)
+    assert (facts["host.name"], facts["user.name"]) == (host, user)
+    assert WHOLE_TIME.fullmatch(facts["first seen"])
+    lines = out.splitlines()
+    header = lines.index("time\tdataset\tevent")  # the table of the events that raised it: here, one
+    [event] = piped_rows("\n".join(lines[header : header + 2]))
+    assert WHOLE_TIME.fullmatch(event["time"])
+    assert f"user.name={user} host.name={host}" in event["event"]  # the summary, not cut at 80 columns
+
+    # A command that reads Elasticsearch directly: key ids and creation times whole too.
+    created, _ = await api.services.keys.create("analyst", agencies=[name], name=f"{name}-a-rather-long-key-name")
+    config = tmp_path / "secmon.yml"
+    config.write_text(
+        f"elasticsearch:\n  url: {cluster_url(es_settings)}\n  index_prefix: {es_settings.index_prefix}\n"
+    )
+    code, out, err = await secmon("--config", str(config), "apikey", "list", key=None, cwd=tmp_path)
+    assert code == 0, err
+    [row] = [row for row in piped_rows(out) if row["id"] == created.id]
+    assert (row["name"], row["role"], row["agencies"]) == (f"{name}-a-rather-long-key-name", "analyst", name)
+    assert row["created"] == created.created.isoformat()
+
+
+async def test_an_attacker_address_is_source_ip_in_every_command_and_the_api(
+    api: Api,  # noqa: F811
+    es_settings: ElasticsearchSettings,
+    tmp_path: Path,
+) -> None:
+    name = agency()
+    settings = Settings.model_validate({"elasticsearch": es_settings.model_dump(), "state_dir": tmp_path / "state"})
+    async with running_service(settings, with_sources=False) as running:  # the real detection and correlations
+        await running.pipeline.submit(
+            [Record(line) for line in SSH_FAILURES], SourceContext("ssh", "auto", Agency(name))
+        )
+        await running.pipeline.wait_drained()
+    await api.services.client.indices.refresh(index=api.names.alerts)
+    key = await api.key("analyst", [name])
+    url = ("--api", api.url)
+
+    code, out, err = await secmon("alerts", "ls", *url, "--agency", name, key=key, cwd=tmp_path)
+    assert code == 0, err
+    [row] = piped_rows(out)
+    assert row["rule"] == "SSH Brute Force"
+    assert row["source.ip"] == ATTACKER  # the attacker's address, named after its ECS field
+    assert row["group"] == f"source.ip={ATTACKER}"  # what the correlation counted by, in a column of its own
+    assert row["host.name"] == ""  # not the address again under another name
+
+    code, out, err = await secmon("alerts", "ls", *url, "--source-ip", ATTACKER, "--json", key=key, cwd=tmp_path)
+    assert code == 0, err
+    [alert] = [orjson.loads(line) for line in out.splitlines()]
+    assert alert["id"] == row["id"]
+    assert (alert["source_ip"], alert["group"]) == (ATTACKER, {"source.ip": ATTACKER})  # the API says the same
+
+    # --host filters host.name, the column of that name: the attacker's address is not a host.
+    code, out, err = await secmon("alerts", "ls", *url, "--host", ATTACKER, key=key, cwd=tmp_path)
+    assert (code, out) == (0, "") and "No alerts match." in err
+
+    code, out, err = await secmon("alerts", "show", row["id"], *url, key=key, cwd=tmp_path)
+    assert code == 0, err
+    facts = piped_facts(out)
+    assert (facts["source.ip"], facts["group"]) == (ATTACKER, f"source.ip={ATTACKER}")
+    assert "host.name" not in facts and "source ip" not in out

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from secmon.cli.panel import StatusPanel
 from secmon.config import ElasticsearchSettings, Settings
+from secmon.demo import replay
 from secmon.log import get_logger
 from secmon.service import Running, running_service
 
@@ -69,6 +70,30 @@ async def test_the_panel_counts_events_and_alerts_and_keeps_logs_printing(
         await asyncio.gather(showing, return_exceptions=True)
         assert marker in panel.console.export_text()  # printed above the panel, not lost
         assert logging.getLogger().handlers == root_handlers  # restored
+
+
+async def test_the_panel_counts_the_events_secmon_up_demo_imports(
+    es_settings: ElasticsearchSettings, tmp_path: Path
+) -> None:
+    settings = Settings.model_validate(
+        {
+            "elasticsearch": {**es_settings.model_dump(), "index_prefix": f"{es_settings.index_prefix}-panel-demo"},
+            "state_dir": tmp_path / "state",
+            "metrics": {"address": None},
+            "api": {"address": "127.0.0.1:0"},
+        }
+    )
+    async with running_service(settings) as running:  # no source: the demo is all that comes in
+        panel = StatusPanel(running, Console(record=True, width=140, color_system=None))
+        summaries = await replay(settings, running=running)  # as secmon up --demo imports it
+        after = shown(panel)
+    read = sum(summary.read for summary in summaries.values())
+    assert read > 4000 and sum(summary.stored for summary in summaries.values()) == read
+    assert sum(summary.alerts for summary in summaries.values()) > 0
+    assert f"{read:,} received" in after  # not "0 received" right after the demo listed its alerts
+    assert " 0 stored" not in after
+    [row] = [line for line in after.splitlines() if line.split()[:2] == ["demo", "import"]]
+    assert f"{read:,}" in row
 
 
 async def send(running: Running, lines: list[str]) -> None:

@@ -26,12 +26,17 @@ class Note(BaseModel):
 # What AlertSummary reads of a stored alert: the list asks Elasticsearch for these only.
 SUMMARY_FIELDS = ("@timestamp", "alert.id", "alert.status", "alert.resolution", "alert.assignee", "alert.tags",
                   "alert.count", "alert.first_seen", "alert.last_seen", "alert.updated", "alert.updated_by",
-                  "rule.id", "rule.title", "rule.level", "rule.type", "tags", "threat.technique.id",
+                  "alert.group", "rule.id", "rule.title", "rule.level", "rule.type", "tags", "threat.technique.id",
                   "organization.id", "host.name", "user.name", "source.ip")  # fmt: skip
 
 
 class AlertSummary(BaseModel):
-    """An alert as the list shows it."""
+    """An alert as the list shows it.
+
+    ``agency``, ``host``, ``user`` and ``source_ip`` are the ECS fields ``organization.id``,
+    ``host.name``, ``user.name`` and ``source.ip`` of the alert, which is what the CLI's columns
+    are named; ``group`` says what a correlation counted its events by.
+    """
 
     id: str
     status: str
@@ -44,10 +49,15 @@ class AlertSummary(BaseModel):
     count: int = Field(1, description="Hits grouped into this alert.")
     first_seen: datetime | None = None
     last_seen: datetime | None = None
-    agency: str | None = None
-    host: str | None = None
-    user: str | None = None
-    source_ip: str | None = None
+    agency: str | None = Field(None, description="organization.id: the agency the events came from.")
+    host: str | None = Field(None, description="host.name of the events.")
+    user: str | None = Field(None, description="user.name of the events.")
+    source_ip: str | None = Field(None, description="source.ip of the events (an attacker's address, say).")
+    group: dict[str, str] = Field(
+        default_factory=dict,
+        description="A correlation's group-by values by ECS field, e.g. {'source.ip': '203.0.113.9'};"
+        " empty for the alert of a single rule.",
+    )
     updated: datetime | None = None
     updated_by: str | None = None
 
@@ -166,6 +176,11 @@ def _summary_fields(document: dict[str, Any]) -> dict[str, Any]:
         "host": (document.get("host") or {}).get("name"),
         "user": (document.get("user") or {}).get("name"),
         "source_ip": (document.get("source") or {}).get("ip"),
+        "group": {
+            str(entry["field"]): str(entry.get("value"))
+            for entry in alert.get("group") or []
+            if isinstance(entry, dict) and "field" in entry
+        },
         "updated": alert.get("updated"),
         "updated_by": alert.get("updated_by"),
     }

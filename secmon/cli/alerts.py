@@ -8,7 +8,7 @@ Every failure ends in one line that says what to do next, and exit code 1.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import httpx
 import orjson
 import typer
-from rich.console import Console
+from rich.console import RenderableType
 from rich.table import Column, Table
 from rich.text import Text
 
 from collectors.event import get_field
-from secmon.cli.context import TAKES_IDS, check_ids, console, load
+from secmon.api.schemas import AlertSummary
+from secmon.cli.context import TAKES_IDS, check_ids, console, errors, load, remark
 from secmon.cli.detect import LEVEL_STYLES
 from secmon.triage.query import AlertSort
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from secmon.config import Settings
 
 app = typer.Typer(help="List, read and triage alerts through the secmon API.", no_args_is_help=True)
-errors = Console(stderr=True)
 
 API_URL_ENV = "SECMON_API_URL"
 API_KEY_ENV = "SECMON_API_KEY"
@@ -48,6 +48,62 @@ ApiOption = Annotated[
 KeyOption = Annotated[str | None, typer.Option("--key", help=f"API key (default: ${API_KEY_ENV}).", show_default=False)]
 IdsArgument = Annotated[list[str], typer.Argument(help="Alert ids (several: one bulk request).")]
 NoteOption = Annotated[str | None, typer.Option("--note", help="A note added to the alert's trail.")]
+
+
+def _level(alert: AlertSummary) -> Text:
+    return Text(alert.rule.level or "", style=LEVEL_STYLES.get(alert.rule.level or "", ""))
+
+
+def _rule(alert: AlertSummary) -> Text:
+    return Text(alert.rule.title or alert.rule.id, style=LEVEL_STYLES.get(alert.rule.level or "", ""))
+
+
+def group_text(group: dict[str, str]) -> str:
+    """A correlation's group-by values as ``field=value`` lines (joined by "; " when piped)."""
+    return "\n".join(f"{name}={value}" for name, value in group.items())
+
+
+# Every column an alert is shown with, in every command: a column showing an ECS field is named
+# after it (organization.id, not "agency"; source.ip, not "source" or "host"), the others after
+# secmon's own alert fields. The API's fields are listed beside each in the README.
+ALERT_COLUMNS: dict[str, Callable[[AlertSummary], RenderableType]] = {
+    "id": lambda alert: alert.id,
+    "first seen": lambda alert: _when(alert.first_seen),
+    "last seen": lambda alert: _when(alert.last_seen),
+    "level": _level,
+    "rule": _rule,
+    "organization.id": lambda alert: alert.agency or "",
+    "host.name": lambda alert: alert.host or "",
+    "user.name": lambda alert: alert.user or "",
+    "source.ip": lambda alert: alert.source_ip or "",
+    "group": lambda alert: group_text(alert.group),
+    "count": lambda alert: f"{alert.count:,}",
+    "status": lambda alert: alert.status,
+    "assignee": lambda alert: alert.assignee or "",
+}
+LIST_COLUMNS = ("id", "first seen", "level", "rule", "organization.id", "host.name", "user.name", "source.ip", "group",
+                "count", "status", "assignee")  # fmt: skip
+
+
+def alert_table(
+    alerts: Sequence[AlertSummary], columns: Sequence[str], title: str | None = None, *, drop_empty: bool = False
+) -> Table:
+    """``alerts`` as a table of ``columns`` (names of :data:`ALERT_COLUMNS`).
+
+    ``drop_empty`` leaves out the columns no alert has a value in: room on a terminal. Into a
+    pipe every column stays, so that a script finds each one where the header says.
+    """
+    cells = {name: [ALERT_COLUMNS[name](alert) for alert in alerts] for name in columns}
+    if drop_empty:
+        columns = [name for name in columns if any(str(cell) for cell in cells[name])]
+    table = Table(title=title)
+    for name in columns:
+        # Folded rather than cut if they must be: an id is what show, ack and close take, a group
+        # is whom the alert is about.
+        table.columns.append(Column(name, overflow="fold") if name in ("id", "group") else Column(name))
+    for row in zip(*(cells[name] for name in columns), strict=True):
+        table.add_row(*row)
+    return table
 
 
 class Resolution(StrEnum):
@@ -105,9 +161,10 @@ def list_alerts(
     status: Annotated[list[str] | None, typer.Option(help="open, acknowledged or closed (repeatable).")] = None,
     level: Annotated[list[str] | None, typer.Option(help="informational … critical (repeatable).")] = None,
     rule: Annotated[list[str] | None, typer.Option(help="Rule id (repeatable).")] = None,
-    agency: Annotated[list[str] | None, typer.Option(help="Agency id (repeatable).")] = None,
-    host: Annotated[list[str] | None, typer.Option(help="Host name (repeatable).")] = None,
-    user: Annotated[list[str] | None, typer.Option(help="User name (repeatable).")] = None,
+    agency: Annotated[list[str] | None, typer.Option(help="Agency id, organization.id (repeatable).")] = None,
+    host: Annotated[list[str] | None, typer.Option(help="host.name (repeatable).")] = None,
+    user: Annotated[list[str] | None, typer.Option(help="user.name (repeatable).")] = None,
+    source_ip: Annotated[list[str] | None, typer.Option(help="source.ip, e.g. an attacker's (repeatable).")] = None,
     technique: Annotated[list[str] | None, typer.Option(help="ATT&CK technique id, e.g. T1110 (repeatable).")] = None,
     since: Annotated[str | None, typer.Option(help="First seen within 24h, 7d … or at/after an ISO date.")] = None,
     query: Annotated[str | None, typer.Option("-q", "--query", help="Free text (title, notes, host, user).")] = None,
@@ -126,6 +183,7 @@ def list_alerts(
         "agency": agency,
         "host": host,
         "user": user,
+        "source_ip": source_ip,
         "technique": technique,
         "since": _since(since) if since else None,
         "q": query,
@@ -139,33 +197,17 @@ def list_alerts(
             for alert in (alert for page in pages for alert in page["alerts"]):
                 typer.echo(orjson.dumps(alert).decode())
             return
-        table = Table("first seen", "level", "rule", "agency", "host", "user", "count", "status", "assignee")
-        table.columns.insert(0, Column("id", overflow="fold"))  # whole: it is what show, ack and close take
-        total, exact, more, shown = 0, True, False, 0
+        listed: list[AlertSummary] = []
+        total, exact, more = 0, True, False
         for page in pages:
             total, exact, more = page["total"], page["total_is_exact"], bool(page["next_cursor"])
-            for alert in page["alerts"]:
-                shown += 1
-                level_name = alert["rule"].get("level") or ""
-                style = LEVEL_STYLES.get(level_name, "")
-                table.add_row(
-                    alert["id"],
-                    _when(alert.get("first_seen")),
-                    Text(level_name, style=style),
-                    Text(alert["rule"].get("title") or alert["rule"]["id"], style=style),
-                    alert.get("agency") or "",
-                    alert.get("host") or alert.get("source_ip") or "",
-                    alert.get("user") or "",
-                    str(alert.get("count", 1)),
-                    alert["status"],
-                    alert.get("assignee") or "",
-                )
-    if not shown:
-        console.print("No alerts match.")
+            listed += (AlertSummary.model_validate(alert) for alert in page["alerts"])
+    if not listed:
+        remark("No alerts match.")
         return
-    console.print(table)
+    console.print(alert_table(listed, LIST_COLUMNS, drop_empty=console.is_terminal))
     hint = " (--all or a larger --limit for more)" if more and not all_pages else ""
-    console.print(f"{shown:,} of {total:,}{'' if exact else '+'} alerts{hint}", highlight=False)
+    remark(f"{len(listed):,} of {total:,}{'' if exact else '+'} alerts{hint}")
 
 
 @app.command(context_settings=TAKES_IDS)
@@ -186,7 +228,7 @@ def show(
         return
     rule = alert["rule"]
     style = LEVEL_STYLES.get(rule.get("level") or "", "")
-    console.print(Text(rule.get("title") or rule["id"], style=f"bold {style}"), Text(f"  {alert['id']}", style="dim"))
+    console.print(Text.assemble((rule.get("title") or rule["id"], f"bold {style}"), "  ", (alert["id"], "dim")))
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
@@ -198,10 +240,11 @@ def show(
         ("description", (alert.get("description") or "").strip()),
         ("techniques", ", ".join(alert.get("techniques") or [])),
         ("tags", ", ".join(alert.get("rule_tags") or []) + _analyst_tags(alert)),
-        ("agency", alert.get("agency")),
-        ("host", alert.get("host")),
-        ("user", alert.get("user")),
-        ("source ip", alert.get("source_ip")),
+        ("organization.id", alert.get("agency")),
+        ("host.name", alert.get("host")),
+        ("user.name", alert.get("user")),
+        ("source.ip", alert.get("source_ip")),
+        ("group", group_text(alert.get("group") or {})),
         ("count", str(alert.get("count", 1))),
         ("first seen", _when(alert.get("first_seen"))),
         ("last seen", _when(alert.get("last_seen"))),

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from secmon import __version__, log
 from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, rules, status
-from secmon.cli.context import console, ensure_cluster, load, run_async
+from secmon.cli.context import console, ensure_cluster, errors, load, run_async
 from secmon.errors import SecmonError
 
 if TYPE_CHECKING:
@@ -23,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+logger = log.get_logger(__name__)
 app.add_typer(es.app, name="es")
 app.add_typer(bench.app, name="bench")
 app.add_typer(imports.app, name="import")
@@ -61,8 +61,14 @@ def version() -> None:
 def up(
     ctx: typer.Context,
     panel: Annotated[
-        bool, typer.Option(help="Show the live status panel (on a terminal; logs only when output is redirected).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--panel/--no-panel",
+            help="The live status panel. Default: on a terminal only; --panel draws it into a pipe too"
+            " (with the terminal's control codes), --no-panel never.",
+            show_default=False,
+        ),
+    ] = None,
     demo: Annotated[
         bool, typer.Option(help="Once up, import the bundled attack data (agency demo) and list its alerts.")
     ] = False,
@@ -83,10 +89,16 @@ def up(
             console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
         console.print("Ctrl-C stops it.")
 
+    if panel:
+        console.forced_terminal = True  # asked for: draw it as on a terminal, wherever the output goes
+
     async def alongside(running: Running) -> None:
         tasks = []
-        if panel and console.is_terminal:
+        if panel is not False and console.is_terminal:
             tasks.append(asyncio.create_task(StatusPanel(running, console).run()))
+        elif panel is None:
+            # Said once, so that a redirected `secmon up` does not just lose its panel without a word.
+            logger.info("No live panel: standard output is not a terminal (secmon up --panel draws it anyway).")
         if demo:
             tasks.append(asyncio.create_task(_replay_demo(running)))
         try:
@@ -99,12 +111,13 @@ def up(
 
 
 async def _replay_demo(running: service.Running) -> None:
-    """``secmon up --demo``: the bundled attack data through the importer, then its alerts."""
+    """``secmon up --demo``: the bundled attack data through the running service, then its alerts."""
     from secmon.cli.demo import print_alerts
     from secmon.demo import AGENCY, demo_alerts, replay
 
     console.print("Importing the demo data (agency demo) …")
-    await replay(running.settings)
+    # Through the running service: counted by its panel like a source's events, and no second start-up.
+    await replay(running.settings, running=running)
     alerts = await demo_alerts(running.settings)
     print_alerts(alerts)
     if running.api is not None:
@@ -141,5 +154,5 @@ def main() -> None:
     try:
         app()
     except SecmonError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise SystemExit(1) from None

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
-from rich.text import Text
 
 from secmon.cli.context import console, ensure_cluster, load
 
 if TYPE_CHECKING:
     from secmon.demo import Sample
     from secmon.importer import ImportSummary
+
+# The demo's alerts are correlations: their group-by values (source.ip=…) say whom each is about.
+DEMO_COLUMNS = ("first seen", "level", "rule", "group", "count", "id")
 
 
 def demo(ctx: typer.Context) -> None:
@@ -87,20 +89,10 @@ def _print_imports(summaries: dict[str, ImportSummary]) -> None:
 
 
 def print_alerts(alerts: list[dict[str, Any]]) -> None:
+    """The demo agency's alerts (stored documents), with the columns ``secmon alerts ls`` names the same way."""
     from secmon.api.schemas import AlertSummary
-    from secmon.cli.detect import LEVEL_STYLES
+    from secmon.cli.alerts import alert_table
 
     title = f"{len(alerts):,} alerts of agency demo"
-    table = Table("first seen", "level", "rule", "source", "count", title=title)
-    table.add_column("id", overflow="fold")  # whole: it is what secmon alerts show takes
-    for alert in (AlertSummary.of(document) for document in alerts):
-        style = LEVEL_STYLES.get(alert.rule.level or "", "")
-        table.add_row(
-            alert.first_seen.strftime("%Y-%m-%d %H:%M:%S") if alert.first_seen else "",
-            Text(alert.rule.level or "", style=style),
-            Text(alert.rule.title or alert.rule.id, style=style),
-            alert.source_ip or alert.host or "",
-            f"{alert.count:,}",
-            alert.id,
-        )
-    console.print(table)
+    summaries = [AlertSummary.of(document) for document in alerts]
+    console.print(alert_table(summaries, DEMO_COLUMNS, title=title))

@@ -60,7 +60,11 @@ class StatusPanel:
         """The panel as it is now."""
         running, telemetry = self.running, self.running.pipeline.telemetry
         components = list(running.sources)
-        received = sum(telemetry.value("secmon_component_received_events_total", component=c) for c in components)
+        # What came in otherwise than from a source (secmon up --demo's import) counts too.
+        imported = [c for c in _receiving_components(running) if c not in running.sources]
+        received = sum(
+            telemetry.value("secmon_component_received_events_total", component=c) for c in components + imported
+        )
         now = time.monotonic()
         self._received.append((now, received))
         first_at, first = self._received[0]
@@ -73,7 +77,11 @@ class StatusPanel:
         summary.add_row("Elasticsearch", Text(f"{cluster_url(es)}  {self.health}", HEALTH_STYLES.get(self.health, "")))
         if running.api is not None:
             summary.add_row("API", f"{running.api.url}  (docs: {running.api.url}/docs)")
-        summary.add_row("events", f"{rate:,.0f}/s   {received:,.0f} received   {running.writer.stats.stored:,} stored")
+        stats = running.writer.stats
+        events = f"{rate:,.0f}/s   {received:,.0f} received   {stats.stored:,} stored"
+        if stats.duplicates:  # a replay (the demo's, a file read again) stores nothing twice
+            events += f"   {stats.duplicates:,} already stored"
+        summary.add_row("events", events)
         alerts = Text()
         for level in reversed(LEVELS):
             count = telemetry.value("secmon_alerts_total", level=level)
@@ -82,22 +90,23 @@ class StatusPanel:
         waiting = f"disk buffer {running.pipeline.buffer.pending_bytes / 1e6:,.1f} MB"
         if running.notifier is not None:
             waiting += f"   notifications {running.notifier.pending:,}"
-        if running.writer.stats.dead_lettered:
-            waiting += f"   dead-lettered {running.writer.stats.dead_lettered:,}"
+        if stats.dead_lettered:
+            waiting += f"   dead-lettered {stats.dead_lettered:,}"
         summary.add_row("waiting", waiting)
         summary.add_row("up", _duration(now - self.started))
 
         sources = Table("source", "type", "received", "errors", "dropped", box=None, header_style="bold")
-        for component in components:
+        for component in components + imported:
+            source = running.settings.sources.get(component)
             sources.add_row(
                 component,
-                running.settings.sources[component].type,
+                source.type if source is not None else "import",
                 f"{telemetry.value('secmon_component_received_events_total', component=component):,.0f}",
                 f"{_total(running, 'secmon_component_errors', component):,.0f}",
                 f"{_total(running, 'secmon_component_discarded_events', component):,.0f}",
             )
         parts: list[RenderableType] = [summary]
-        if components:
+        if components or imported:
             parts.append(sources)
         parts.append(Text("Ctrl-C stops secmon (what is in flight is flushed first).", style="dim"))
         return Group(*parts)
@@ -121,6 +130,17 @@ class _ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.console.print(Text(self.format(record)), soft_wrap=True)
+
+
+def _receiving_components(running: Running) -> list[str]:
+    """The components that received events so far, sources or not, in the order they first did."""
+    return [
+        sample.labels["component"]
+        for metric in running.pipeline.telemetry.registry.collect()
+        if metric.name == "secmon_component_received_events"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    ]
 
 
 def _total(running: Running, metric_name: str, component: str) -> float:

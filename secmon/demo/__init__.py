@@ -1,4 +1,4 @@
-"""``secmon demo``: real public attack data, replayed through the importer, and the alerts it raised.
+"""``secmon demo``: real public attack data, replayed through secmon's pipeline, and the alerts it raised.
 
 The bundle (``data/``, see its README for sources and licences) holds only what secmon's shipped
 rules detect: an sshd log of a server under brute force, a TCP port scan and a DNS tunnel.
@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from collectors.event import Event, Record
 from secmon.config import Settings
-from secmon.importer import ImportSummary, import_events, import_records, read_lines, read_pcap_events
+from secmon.importer import ImportSummary, import_events, import_records, import_service, read_lines, read_pcap_events
+from secmon.service import Running
 
 __all__ = ["AGENCY", "DATA_DIR", "SAMPLES", "Sample", "demo_alerts", "replay"]
 
@@ -64,9 +65,20 @@ def capture_events(sample: Sample, failures: list[str]) -> Iterator[tuple[str, E
 
 
 async def replay(
-    settings: Settings, progress: Callable[[Sample, int], None] = lambda sample, n: None
+    settings: Settings,
+    progress: Callable[[Sample, int], None] = lambda sample, n: None,
+    *,
+    running: Running | None = None,
 ) -> dict[str, ImportSummary]:
-    """Import every sample with agency ``demo``; each sample's summary, by file name."""
+    """Import every sample with agency ``demo``; each sample's summary, by file name.
+
+    Into ``running``'s pipeline when given (``secmon up --demo``: the service counts the demo's
+    events as it counts a source's, and starts nothing twice), else into one service of its own,
+    as ``secmon import`` does.
+    """
+    if running is None:
+        async with import_service(settings) as service:
+            return await replay(settings, progress, running=service)
     summaries: dict[str, ImportSummary] = {}
     for sample in SAMPLES:
 
@@ -75,12 +87,23 @@ async def replay(
 
         if sample.kind == "log":
             summary = await import_records(
-                settings, log_records(sample), component=_COMPONENT, fmt="auto", agency=AGENCY, progress=advance
+                settings,
+                log_records(sample),
+                component=_COMPONENT,
+                fmt="auto",
+                agency=AGENCY,
+                progress=advance,
+                running=running,
             )
         else:
             failures: list[str] = []
             summary = await import_events(
-                settings, capture_events(sample, failures), component=_COMPONENT, agency=AGENCY, progress=advance
+                settings,
+                capture_events(sample, failures),
+                component=_COMPONENT,
+                agency=AGENCY,
+                progress=advance,
+                running=running,
             )
             summary.failed += len(failures)  # a damaged bundled capture is a broken install
         summaries[sample.name] = summary

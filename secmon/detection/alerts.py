@@ -143,6 +143,9 @@ class AlertBuilder:
                 "first_seen": _iso(hit.first),
                 "last_seen": _iso(hit.last),
                 "group_key": key,
+                # The group-by values field by field, in the rule's order: what the alert is about (an
+                # attacker's source.ip ...), also for fields not copied below (destination.port ...).
+                "group": [{"field": name, "value": value} for name, value in hit.group.items()],
             },
             "rule": _rule_fields(rule, f"correlation.{rule.type}"),
             "tags": list(rule.tags),

@@ -55,6 +55,7 @@ class AlertFilter:
     agency: Sequence[str] = ()
     host: Sequence[str] = ()
     user: Sequence[str] = ()
+    source_ip: Sequence[str] = ()
     technique: Sequence[str] = ()  # ATT&CK ids, e.g. T1059.001
     tag: Sequence[str] = ()  # the rule's tags and the analysts'
     assignee: Sequence[str] = ()
@@ -83,6 +84,7 @@ def alert_query(where: AlertFilter, scope: Scope) -> dict[str, Any]:
         (AGENCY_FIELD, where.agency),
         ("host.name", where.host),
         ("user.name", where.user),
+        ("source.ip", where.source_ip),
         ("threat.technique.id", where.technique),
         ("alert.assignee", where.assignee),
         ("alert.resolution", where.resolution),

@@ -36,9 +36,12 @@ async def alert_filter(
     status: Annotated[list[Status] | None, Query(description="open, acknowledged or closed (repeatable).")] = None,
     level: Annotated[Values, Query(description="Rule level: informational … critical (repeatable).")] = None,
     rule: Annotated[Values, Query(description="Rule id (repeatable).")] = None,
-    agency: Annotated[Values, Query(description="Agency id (repeatable); within your key's agencies.")] = None,
-    host: Annotated[Values, Query()] = None,
-    user: Annotated[Values, Query()] = None,
+    agency: Annotated[
+        Values, Query(description="Agency id, organization.id (repeatable); within your key's agencies.")
+    ] = None,
+    host: Annotated[Values, Query(description="host.name (repeatable).")] = None,
+    user: Annotated[Values, Query(description="user.name (repeatable).")] = None,
+    source_ip: Annotated[Values, Query(description="source.ip, e.g. an attacker's address (repeatable).")] = None,
     technique: Annotated[Values, Query(description="ATT&CK technique id, e.g. T1059.001 (repeatable).")] = None,
     tag: Annotated[Values, Query(description="A rule tag or an analyst's tag (repeatable).")] = None,
     assignee: Annotated[Values, Query()] = None,
@@ -56,6 +59,7 @@ async def alert_filter(
         agency=agency or (),
         host=host or (),
         user=user or (),
+        source_ip=source_ip or (),
         technique=[t.upper() for t in technique or ()],
         tag=tag or (),
         assignee=assignee or (),
