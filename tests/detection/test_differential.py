@@ -526,7 +526,10 @@ async def indices_by_selection(es: AsyncElasticsearch, names: IndexNames, select
 
 
 async def test_pysigma_windows_pipelines_select_the_events_secmon_selects(
-    comparison: Comparison, es: AsyncElasticsearch, samples: dict[str, dict[str, Any]]
+    comparison: Comparison,
+    es: AsyncElasticsearch,
+    samples: dict[str, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The differential above compares the matcher with queries made with secmon's own selection;
     # a wrong selection (a Sysmon rule ANDed with the packet flows' dataset) passed it on both
@@ -547,6 +550,12 @@ async def test_pysigma_windows_pipelines_select_the_events_secmon_selects(
         only_ours = {e for e in ours - pysigma if samples[e]["winlog"]["channel"] not in SECMON_ONLY_CHANNELS}
         if only_ours or pysigma - ours:
             differing[key] = {"secmon only": sorted(only_ours), "pySigma only": sorted(pysigma - ours)}
+    with capsys.disabled():
+        with_hits = sum(bool(found.get(key) or comparison.es_hits.get(key)) for key in compared)
+        print(
+            f"\npySigma's Windows pipelines: {len(compared):,} of {len(comparison.converted):,} rules compared, "
+            f"{with_hits} with hits, {len(differing)} selecting other events than secmon's table"
+        )
     assert differing == {}
     # Not vacuous: nearly every converted rule has pySigma's selection, and many find events.
     assert len(compared) >= 0.95 * len(comparison.converted)
