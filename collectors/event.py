@@ -30,8 +30,8 @@ class Record:
     message: str
     origin: Event = field(default_factory=dict)
     received: float = 0.0  # seconds since the epoch, when secmon got it
-    # What identifies this message at its source (a file's path, inode and offset), so that
-    # reading it again gives the same document id. None: the pipeline assigns a unique id.
+    # Where this message is at its source (a file's device, inode and offset): with the agency and
+    # the message, reading it again gives the same document id. None: the pipeline assigns a unique id.
     key: str | None = None
 
 

@@ -14,7 +14,8 @@ def document_id(*parts: str | int | bytes) -> str:
     """A short, deterministic id from the parts that make a document unique.
 
     The same parts always give the same id, so a replayed event overwrites nothing and
-    duplicates nothing: for a file, its path, inode and offset; for an alert, rule and event id.
+    duplicates nothing: for an event, its agency, its place at the source and its content
+    (secmon/pipeline/pipeline.py); for an alert, rule and event id.
     """
     digest = hashlib.blake2b(digest_size=15)
     for part in parts:

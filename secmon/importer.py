@@ -1,6 +1,7 @@
 """``secmon import``: read files once, through the same pipeline as the live sources.
 
-Record keys are the file's path and the line's offset (an EVTX record's id), so importing the
+Record keys are a line's place in the file (device, inode, offset) or an EVTX record's (path,
+record number); with the agency and the content they make the document id, so importing the
 same file again stores nothing twice.
 """
 

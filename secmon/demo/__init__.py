@@ -23,7 +23,7 @@ __all__ = ["AGENCY", "DATA_DIR", "SAMPLES", "Sample", "demo_alerts", "replay"]
 
 DATA_DIR = Path(__file__).parent / "data"
 AGENCY = "demo"  # organization.id of every demo event and alert
-_COMPONENT = "demo"  # with the key, what the document ids are made of
+_COMPONENT = "demo"  # the component the demo's documents are counted under
 
 
 @dataclass(frozen=True, slots=True)
