@@ -32,6 +32,7 @@ from sigma.rule import SigmaRule
 
 from secmon.detection.fields import EventView
 from secmon.errors import RuleError
+from secmon.yaml_loader import SafeLoader, yaml_problem
 
 SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
 
@@ -119,9 +120,15 @@ class LogsourceMap:
         """The Windows tables plus the entries of a ``logsources.yml`` file (which take precedence)."""
         selections = dict(_windows_selections())
         try:
-            entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-        except (OSError, yaml.YAMLError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(f"cannot read the logsource table: {exc}", path=str(path)) from exc
+        try:  # the loader rule authors' YAML goes through: a value YAML cannot build is not a crash
+            entries = yaml.load(text, Loader=SafeLoader) or []
+        except yaml.YAMLError as exc:
+            problem = yaml_problem(exc, text)
+            reason = f"cannot read the logsource table: {problem.reason}"
+            raise RuleError(reason, path=str(path), line=problem.line) from exc
         if not isinstance(entries, list):
             raise RuleError("the logsource table must be a list of entries", path=str(path))
         for number, entry in enumerate(entries, 1):
