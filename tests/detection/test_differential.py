@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -62,6 +62,7 @@ from secmon.store import BulkWriter, Document, IndexNames, Outcome, install_temp
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 EVTX = DATASETS / "evtx"
 WINDOWS_RULES = DATASETS / "sigma" / "rules" / "windows"
+K = TypeVar("K")
 IGNORE_ABOVE = 1024  # secmon/store/mappings/events.json: every keyword field
 SEARCH_BATCH = 50
 
@@ -182,23 +183,30 @@ async def index_samples(es: AsyncElasticsearch, settings: ElasticsearchSettings,
     return names
 
 
+async def indices_holding(
+    es: AsyncElasticsearch, names: IndexNames, queries: Mapping[K, dict[str, Any]]
+) -> dict[K, str]:
+    """The stored indices holding events each query finds (comma-separated, "" for none), by its key."""
+    searches: list[dict[str, Any]] = []
+    for query in queries.values():
+        searches += [{"index": names.events_pattern}, {"size": 0, "query": query, "aggs": _BY_INDEX}]
+    answers = (await es.msearch(searches=searches))["responses"]
+    assert all("error" not in answer for answer in answers), answers
+    return {
+        key: ",".join(sorted(b["key"] for b in answer["aggregations"]["indices"]["buckets"]))
+        for key, answer in zip(queries, answers, strict=True)
+    }
+
+
 async def indices_by_logsource(
     es: AsyncElasticsearch, names: IndexNames, detector: Detector, keys: set[LogsourceKey]
 ) -> dict[LogsourceKey, str]:
     """The stored indices holding events of each logsource (as Elasticsearch selects them)."""
-    ordered = sorted(keys, key=str)
-    searches: list[dict[str, Any]] = []
-    for key in ordered:
+    queries = {}
+    for key in keys:
         selection = detector.logsources.selections[key].as_conditions()
-        query = {"bool": {"filter": [{"terms": {f: values}} for f, values in selection.items()]}}
-        searches += [{"index": names.events_pattern}, {"size": 0, "query": query, "aggs": _BY_INDEX}]
-    answers = (await es.msearch(searches=searches))["responses"]
-    routes = {}
-    for key, answer in zip(ordered, answers, strict=True):
-        assert "error" not in answer, answer
-        buckets = answer["aggregations"]["indices"]["buckets"]
-        routes[key] = ",".join(sorted(b["key"] for b in buckets))
-    return routes
+        queries[key] = {"bool": {"filter": [{"terms": {f: values}} for f, values in selection.items()]}}
+    return await indices_holding(es, names, queries)
 
 
 _BY_INDEX = {"indices": {"terms": {"field": "_index", "size": 1000}}}
@@ -508,23 +516,6 @@ def pysigma_windows_queries(paths: list[str]) -> dict[str, PySigmaQuery]:
     return queries
 
 
-async def indices_by_selection(es: AsyncElasticsearch, names: IndexNames, selections: set[str]) -> dict[str, str]:
-    """The stored indices holding events of each selection query."""
-    ordered = sorted(selections)
-    searches: list[dict[str, Any]] = []
-    for query in ordered:
-        searches += [
-            {"index": names.events_pattern},
-            {"size": 0, "query": {"query_string": {"query": query}}, "aggs": _BY_INDEX},
-        ]
-    answers = (await es.msearch(searches=searches))["responses"]
-    assert all("error" not in answer for answer in answers), answers
-    return {
-        query: ",".join(sorted(b["key"] for b in answer["aggregations"]["indices"]["buckets"]))
-        for query, answer in zip(ordered, answers, strict=True)
-    }
-
-
 async def test_pysigma_windows_pipelines_select_the_events_secmon_selects(
     comparison: Comparison,
     es: AsyncElasticsearch,
@@ -538,7 +529,8 @@ async def test_pysigma_windows_pipelines_select_the_events_secmon_selects(
     paths = sorted({c.path for c in comparison.converted})
     theirs = await asyncio.to_thread(pysigma_windows_queries, paths)
     compared = [rule_key(c) for c in comparison.converted if rule_key(c) in theirs]
-    routes = await indices_by_selection(es, comparison.names, {theirs[key].selection for key in compared})
+    selections = {theirs[key].selection for key in compared}
+    routes = await indices_holding(es, comparison.names, {q: {"query_string": {"query": q}} for q in selections})
     jobs = [
         (key, routes[theirs[key].selection], theirs[key].query) for key in compared if routes[theirs[key].selection]
     ]
