@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from collectors.config import SourceSettings
+from secmon.collect.sources.settings import SourceSettings
 from secmon.errors import ConfigError
 from secmon.notify.config import NotificationSettings
 from secmon.yaml_loader import SafeLoader, yaml_problem

@@ -15,7 +15,7 @@ def document_id(*parts: str | int | bytes) -> str:
 
     The same parts always give the same id, so a replayed event overwrites nothing and
     duplicates nothing: for an event, its agency, its place at the source and its content
-    (secmon/pipeline/pipeline.py); for an alert, rule and event id.
+    (secmon/collect/topology.py); for an alert, rule and event id.
     """
     digest = hashlib.blake2b(digest_size=15)
     for part in parts:

@@ -18,10 +18,10 @@ from typing import TypeVar
 
 import orjson
 
-from collectors.event import Event, Record, set_field
+from secmon.collect.topology import Agency, Pipeline, SourceContext
 from secmon.config import Settings
 from secmon.detection.alerts import ALERTS_COMPONENT
-from secmon.pipeline.pipeline import Agency, Pipeline, SourceContext
+from secmon.events import Event, Record, set_field
 from secmon.service import Running, running_service
 from secmon.store import Outcome
 
@@ -61,7 +61,7 @@ def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
 
     Parts of a damaged file that cannot be read are described in ``failures``.
     """
-    from collectors.sources.evtx import read_evtx
+    from secmon.collect.sources.evtx import read_evtx
 
     origin = {"log": {"file": {"path": str(path)}}}
     for record in read_evtx(path, on_failure=lambda failure: failures.append(f"{failure.path}: {failure.reason}")):
@@ -77,7 +77,7 @@ def read_pcap_events(
     What the decoder could not read (a TCP gap, an incomplete IP datagram ...) is added to
     ``undecoded`` by reason.
     """
-    from collectors.transforms.packets import CaptureError, PacketProcessor, packets_to_events, read_capture
+    from secmon.collect.transforms.packets import CaptureError, PacketProcessor, packets_to_events, read_capture
 
     identity = os.stat(path)
     processor = PacketProcessor()

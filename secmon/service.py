@@ -17,29 +17,22 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from collectors.sources import Source, build_source
 from secmon.api import ApiServices, create_app
 from secmon.auth import KeyStore
+from secmon.collect.buffer import DiskBuffer
+from secmon.collect.sinks.elasticsearch import BulkWriter
+from secmon.collect.sinks.forward import Forwarder
+from secmon.collect.sources import Source, SourceEnvironment, build_source
+from secmon.collect.telemetry import Telemetry
+from secmon.collect.topology import Pipeline
 from secmon.config import Settings
 from secmon.detection.stage import DetectionStage
 from secmon.errors import ConfigError
 from secmon.log import get_logger
 from secmon.node import LocalNode
 from secmon.notify import Notifier, register_metrics
-from secmon.pipeline.buffer import DiskBuffer
-from secmon.pipeline.forward import Forwarder
-from secmon.pipeline.pipeline import Pipeline
-from secmon.pipeline.telemetry import Telemetry
 from secmon.serving import AsgiServer, freeze_startup_heap
-from secmon.store import (
-    BulkWriter,
-    IndexNames,
-    cluster_health,
-    cluster_url,
-    connect,
-    install_templates,
-    retention_loop,
-)
+from secmon.store import IndexNames, cluster_health, cluster_url, connect, install_templates, retention_loop
 
 log = get_logger(__name__)
 
@@ -121,7 +114,9 @@ async def running_service(
                     api = await start_api(settings, client, keys, notifier, telemetry)
                 if with_sources:
                     for component, source_settings in settings.sources.items():
-                        source = build_source(component, source_settings, pipeline, settings.state_dir, keys)
+                        source = build_source(
+                            component, source_settings, SourceEnvironment(pipeline, settings.state_dir, keys)
+                        )
                         await source.start()
                         sources[component] = source
                 if with_sources:
@@ -177,7 +172,9 @@ async def forwarding_service(settings: Settings) -> AsyncIterator[Forwarding]:
             drain = asyncio.create_task(pipeline.drain(forwarder, batch_size=batch_size), name="drain")
             try:
                 for component, source_settings in settings.sources.items():
-                    source = build_source(component, source_settings, pipeline, settings.state_dir, None)
+                    source = build_source(
+                        component, source_settings, SourceEnvironment(pipeline, settings.state_dir, None)
+                    )
                     await source.start()
                     sources[component] = source
                 log.info("Forwarding events to the central secmon.", url=settings.forward.url, sources=list(sources))

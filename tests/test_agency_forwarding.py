@@ -29,8 +29,8 @@ from elasticsearch import AsyncElasticsearch
 from starlette.types import Receive, Scope, Send
 
 from secmon.auth import KeyStore, Role
+from secmon.collect.sinks.forward import Forwarder
 from secmon.config import ElasticsearchSettings, ForwardSettings
-from secmon.pipeline.forward import Forwarder
 from secmon.serving import AsgiServer
 from secmon.store import Document, IndexNames, Outcome
 from tests.support.pipeline import count_stored, search_all

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from collectors.event import Record
+from secmon.collect.topology import Agency, SourceContext
 from secmon.config import ElasticsearchSettings, Settings
-from secmon.pipeline.pipeline import Agency, SourceContext
+from secmon.events import Record
 from secmon.service import running_service
 from secmon.store import cluster_url
 from tests.api.conftest import Api, api  # noqa: F401 - the running API fixture lives with the API tests

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from collectors.config import SourceSettings
+from secmon.collect.sources.settings import SourceSettings
 from secmon.config import Settings, load_settings
 
 EXAMPLE = Path(__file__).parent.parent / "deploy" / "secmon.example.yml"

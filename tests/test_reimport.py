@@ -1,7 +1,7 @@
 """A file imported again: new content, or another agency's copy, is stored; the same content for the same agency is not.
 
 Document ids are made of the event's agency, its place at the source and its content
-(secmon/pipeline/pipeline.py ``_keyed_id``). Ids made of the place alone called a daily export
+(secmon/collect/topology.py ``_keyed_id``). Ids made of the place alone called a daily export
 rewritten at the same path "already stored" and lost it.
 """
 

@@ -17,8 +17,9 @@ from elasticsearch import Elasticsearch, helpers
 from elasticsearch.serializer import OrjsonSerializer
 
 from secmon.bench.events import synthetic_events
+from secmon.collect.sinks.elasticsearch import BulkWriter
 from secmon.config import Settings
-from secmon.store import BulkWriter, Document, IndexNames, connect, document_id, wait_for_primaries
+from secmon.store import Document, IndexNames, connect, document_id, wait_for_primaries
 from secmon.store.client import cluster_url
 from secmon.store.templates import index_settings, load_mapping
 

@@ -3,8 +3,8 @@
 Both read the same capture file on one core and log the same kinds of records: connections
 (flows), DNS messages, HTTP requests and TLS handshakes.
 
-* secmon runs in this process: :func:`~collectors.transforms.packets.read_capture` and
-  :class:`~collectors.transforms.packets.PacketProcessor` over the whole file, then ``flush()``
+* secmon runs in this process: :func:`~secmon.collect.transforms.packets.read_capture` and
+  :class:`~secmon.collect.transforms.packets.PacketProcessor` over the whole file, then ``flush()``
   (the flows still open at the end become events, as Suricata logs them at shut-down). Timed
   twice: reading and processing (what a peer reading the file does), and processing alone over
   frames read beforehand. Each is the median of ``repeat`` runs; interpreter start-up is not in it.
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collectors.transforms.packets import CaptureError, PacketProcessor, read_capture
+from secmon.collect.transforms.packets import CaptureError, PacketProcessor, read_capture
 from secmon.errors import SecmonError
 
 APT_INSTALL = "apt-get install -y -t bookworm-backports suricata"

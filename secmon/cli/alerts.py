@@ -20,10 +20,10 @@ from rich.console import RenderableType
 from rich.table import Column, Table
 from rich.text import Text
 
-from collectors.event import get_field
 from secmon.api.schemas import AlertSummary
 from secmon.cli.context import TAKES_IDS, check_ids, console, errors, load, remark
 from secmon.cli.detect import LEVEL_STYLES
+from secmon.events import get_field
 from secmon.triage.query import AlertSort
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ import orjson
 import typer
 from rich.console import Console
 
-from collectors.event import get_field
 from secmon.cli.context import ensure_cluster, load
 from secmon.config import SHIPPED_RULES_DIR, Settings, default_cache_dir, parse_duration
+from secmon.events import get_field
 
 
 def hunt(

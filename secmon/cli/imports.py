@@ -59,7 +59,7 @@ def logs(
 @app.command()
 def evtx(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) -> None:
     """Import Windows event log (.evtx) files, one event per record."""
-    from collectors.sources.evtx import read_evtx
+    from secmon.collect.sources.evtx import read_evtx
     from secmon.importer import import_records, read_evtx_records
 
     settings = load(ctx)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from collectors.event import Event, Record
 from secmon.config import Settings
+from secmon.events import Event, Record
 from secmon.importer import ImportSummary, import_events, import_records, import_service, read_lines, read_pcap_events
 from secmon.service import Running
 

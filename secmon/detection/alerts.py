@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collectors.event import set_field
 from secmon.detection.correlation import CorrelationHit, CorrelationRule
 from secmon.detection.fields import event_time, lookup
 from secmon.detection.rules import Rule, techniques_of
+from secmon.events import set_field
 from secmon.store.documents import Document, document_id  # not secmon.store: no Elasticsearch client here
 
 ALERTS_COMPONENT = "alerts"  # the component of new alert documents, as the writer counts them

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.event import Event, Record, get_field
-from collectors.transforms.audit_exec import ExecJoin
-from collectors.transforms.normalize import normalize
+from secmon.collect.transforms.join_audit_exec import ExecJoin
+from secmon.collect.transforms.normalize import normalize
 from secmon.detection.detector import Detector
 from secmon.detection.fields import event_time
+from secmon.events import Event, Record, get_field
 
 EVTX_SUFFIXES = (".evtx",)
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -113,8 +113,8 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
     """The normalized events of one file, chosen by its suffix (EVTX, JSON lines, else log lines)."""
     suffix = path.suffix.lower()
     if suffix in EVTX_SUFFIXES:
-        from collectors.sources.evtx import read_evtx
-        from collectors.transforms.parse_winlog import normalize_evtx
+        from secmon.collect.sources.evtx import read_evtx
+        from secmon.collect.transforms.parse_winlog import normalize_evtx
 
         on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
         for record in read_evtx(path, on_failure=on_failure):
@@ -125,7 +125,7 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
             yield SourcedEvent(str(path), event_record_id, None, event, file_record_id=record.record_id)
         return
     if suffix in CAPTURE_SUFFIXES:
-        from collectors.transforms.packets import CaptureError, packets_to_events, read_capture
+        from secmon.collect.transforms.packets import CaptureError, packets_to_events, read_capture
 
         try:
             for number, event in enumerate(packets_to_events(read_capture(path)), 1):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from secmon.collect.telemetry import Telemetry
 from secmon.config import DetectionSettings, parse_duration
 from secmon.detection.alerts import ALERTS_COMPONENT, AlertBuilder, Trigger
 from secmon.detection.catalog import CatalogFiles
@@ -26,14 +27,13 @@ from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
 from secmon.detection.rules import Rule
 from secmon.log import get_logger
-from secmon.pipeline.telemetry import Telemetry
 from secmon.store import Document
 
 log = get_logger(__name__)
 
 
 class DetectionStage:
-    """A pipeline :class:`~secmon.pipeline.pipeline.Stage` that adds alert documents."""
+    """A pipeline :class:`~secmon.collect.topology.Stage` that adds alert documents."""
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from collectors.event import get_field
+from secmon.events import get_field
 from secmon.notify.config import EmailChannel
 from secmon.notify.deliveries import Attempt
 

@@ -1,4 +1,4 @@
-"""Storage in Elasticsearch: templates, the acknowledged bulk writer, retention, inventory and readiness."""
+"""Storage in Elasticsearch: templates, documents, retention, inventory and readiness."""
 
 from secmon.store.client import cluster_health, cluster_url, connect
 from secmon.store.documents import Document, EncodedSource, Outcome, document_id, source_json
@@ -6,17 +6,14 @@ from secmon.store.names import IndexNames, dataset_slug
 from secmon.store.ready import READY_SECONDS, REQUEST_READY_SECONDS, read_when_ready, wait_for_primaries
 from secmon.store.retention import enforce_retention, retention_loop
 from secmon.store.templates import install_templates
-from secmon.store.writer import BulkWriter, WriterStats
 
 __all__ = [
     "READY_SECONDS",
     "REQUEST_READY_SECONDS",
-    "BulkWriter",
     "Document",
     "EncodedSource",
     "IndexNames",
     "Outcome",
-    "WriterStats",
     "cluster_health",
     "cluster_url",
     "connect",

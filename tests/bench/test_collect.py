@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from collectors.event import Record
-from collectors.transforms.normalize import normalize
 from secmon.bench.collect import APT_INSTALL, rsyslog_missing, run_rsyslog, run_secmon, syslog_lines
+from secmon.collect.transforms.normalize import normalize
 from secmon.config import ElasticsearchSettings, Settings
+from secmon.events import Record
 from secmon.store import IndexNames, cluster_url
 
 LINES = 2_000

@@ -8,13 +8,13 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from collectors.transforms.packets import read_capture
 from secmon.bench.pcap import (
     bench_secmon,
     build_bench_capture,
     readdress,
     source_captures,
 )
+from secmon.collect.transforms.packets import read_capture
 
 PACKETS = 3_000
 

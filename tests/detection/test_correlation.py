@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from collectors.event import Record
-from collectors.transforms.normalize import normalize
+from secmon.collect.transforms.normalize import normalize
 from secmon.detection.correlation import (
     CorrelationEngine,
     CorrelationHit,
@@ -32,6 +31,7 @@ from secmon.detection.loader import load_rules
 from secmon.detection.logsource import LogsourceMap
 from secmon.detection.pipelines import RULES_DIR, build_pipeline, default_pipeline_files
 from secmon.detection.rules import Rule, RuleProblem
+from secmon.events import Record
 
 FIXTURES = Path(__file__).parent / "correlation"
 LOGSOURCES = LogsourceMap.load(RULES_DIR / "logsources.yml")

@@ -46,8 +46,9 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.processing.transformations import AddConditionTransformation
 from sigma.rule import SigmaLogSource, SigmaRule
 
-from collectors.sources.evtx import read_evtx
-from collectors.transforms.parse_winlog import normalize_evtx
+from secmon.collect.sinks.elasticsearch import BulkWriter
+from secmon.collect.sources.evtx import read_evtx
+from secmon.collect.transforms.parse_winlog import normalize_evtx
 from secmon.config import ElasticsearchSettings, WriterSettings
 from secmon.detection.compile import compile_node
 from secmon.detection.convert import Conversion, Converter
@@ -57,7 +58,7 @@ from secmon.detection.ir import AllOf, AnyOf, Leaf, Node, Not, Op
 from secmon.detection.logsource import LogsourceKey, key_of
 from secmon.detection.pipelines import windows_field_names
 from secmon.detection.translate import translate
-from secmon.store import BulkWriter, Document, IndexNames, Outcome, install_templates
+from secmon.store import Document, IndexNames, Outcome, install_templates
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 EVTX = DATASETS / "evtx"

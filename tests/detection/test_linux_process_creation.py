@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from collectors.event import Record
-from collectors.transforms.audit_exec import MAX_WAITING, ExecJoin
-from collectors.transforms.parse_programs import parse_auditd
+from secmon.collect.topology import SourceContext
+from secmon.collect.transforms.join_audit_exec import MAX_WAITING, ExecJoin
+from secmon.collect.transforms.parse_programs import parse_auditd
 from secmon.config import DetectionSettings
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.hunt import hunt
 from secmon.detection.stage import DetectionStage
-from secmon.pipeline.pipeline import SourceContext
+from secmon.events import Record
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
 

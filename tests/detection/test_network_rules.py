@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from collectors.transforms.packets import packets_to_events, read_capture
+from secmon.collect.transforms.packets import packets_to_events, read_capture
 from secmon.config import SHIPPED_RULES_DIR
 from secmon.detection.correlation import CorrelationEngine
 from secmon.detection.detector import Detector, load_detector

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from elasticsearch import AsyncElasticsearch
 
-from collectors.event import Record
+from secmon.collect.topology import Agency, SourceContext
 from secmon.config import DetectionSettings
 from secmon.detection.stage import DetectionStage
-from secmon.pipeline.pipeline import Agency, SourceContext
+from secmon.events import Record
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
 

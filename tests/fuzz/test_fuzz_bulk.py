@@ -21,15 +21,15 @@ from elasticsearch import AsyncElasticsearch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.config import HttpSourceSettings
-from collectors.sources.http import Ingest, Problem, _bulk_items
 from secmon.auth import ApiKey, KeyStore, Role
 from secmon.bench.fuzz.cases import BulkCase, Case, bulk_case
 from secmon.bench.fuzz.draw import Draw
 from secmon.bench.fuzz.targets import check_bulk, check_bulk_case
-from secmon.pipeline.buffer import DiskBuffer
-from secmon.pipeline.pipeline import Pipeline
-from secmon.pipeline.telemetry import Telemetry
+from secmon.collect.buffer import DiskBuffer
+from secmon.collect.sources.http import Ingest, Problem, _bulk_items
+from secmon.collect.sources.settings import HttpSourceSettings
+from secmon.collect.telemetry import Telemetry
+from secmon.collect.topology import Pipeline
 from secmon.store import IndexNames
 from tests.fuzz.drawing import cases, damaged_text, examples, received_bytes
 

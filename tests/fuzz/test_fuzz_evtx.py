@@ -1,6 +1,6 @@
 """EVTX files with random damage: records and failure reports that name the file, and no record lost without a word.
 
-tests/collectors/windows/test_evtx.py damages files on purpose, one kind of damage at a time;
+tests/collect/windows/test_evtx.py damages files on purpose, one kind of damage at a time;
 here the damage is random, over every one-chunk file of the datasets.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from collectors.sources.evtx import read_evtx
 from secmon.bench.fuzz.damage import damage_bytes
 from secmon.bench.fuzz.draw import Draw
 from secmon.bench.fuzz.targets import check_evtx
+from secmon.collect.sources.evtx import read_evtx
 from tests.fuzz.drawing import cases, examples
 
 EVTX = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "evtx"

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.event import PARSE_FAILURE_TAG
 from secmon.bench.fuzz.cases import Case, beats_case, json_line_case
 from secmon.bench.fuzz.targets import check_line, check_line_event, parse_line
+from secmon.events import PARSE_FAILURE_TAG
 from tests.fuzz.drawing import cases, damaged_text, examples, received_bytes
 
 JSON_FORMATS = ["json", "beats", "evtx"]

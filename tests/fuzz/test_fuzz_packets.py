@@ -1,6 +1,6 @@
 """Captured frames under random input: decode_frame gives back a packet's fields or counts why it cannot.
 
-tests/collectors/packets/test_damaged_frames.py feeds seeded damage of the datasets' real frames
+tests/collect/packets/test_damaged_frames.py feeds seeded damage of the datasets' real frames
 through the whole PacketProcessor; here Hypothesis draws frames from their fields (every link type
 secmon reads, VLAN tags, IPv4 options, IPv6 extension headers, Ethernet padding), any bytes, and
 damaged generated frames, and checks decode_frame's answer field by field.
@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.transforms.packets.processor import PacketProcessor
 from secmon.bench.fuzz.cases import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -25,6 +24,7 @@ from secmon.bench.fuzz.cases import (
 )
 from secmon.bench.fuzz.draw import Draw
 from secmon.bench.fuzz.targets import check_frame, check_frame_case, check_stored
+from secmon.collect.transforms.packets.processor import PacketProcessor
 from tests.fuzz.drawing import cases, examples
 
 LINKTYPES = [LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2]

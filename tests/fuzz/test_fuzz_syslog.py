@@ -2,7 +2,7 @@
 
 The round trips carry the examples of the specifications as explicit examples: their expected
 fields are written out by hand from RFC 5424 section 6.5 and RFC 3164 section 5.4, not by secmon.
-tests/collectors/test_normalize.py holds the hand-picked hostile lines.
+tests/collect/test_normalize.py holds the hand-picked hostile lines.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given
 
-from collectors.event import PARSE_FAILURE_TAG
 from secmon.bench.fuzz.cases import RFC3164_EXAMPLES, RFC5424_EXAMPLES, Case, rfc3164_case, rfc5424_case
 from secmon.bench.fuzz.targets import check_line, check_line_event, parse_line
+from secmon.events import PARSE_FAILURE_TAG
 from tests.fuzz.drawing import cases, damaged_text, examples, received_bytes
 
 

@@ -19,15 +19,16 @@ from pathlib import Path
 import pytest
 from elasticsearch.helpers import async_scan
 
-from collectors.config import SyslogSourceSettings
-from collectors.sources.syslog import SyslogSource
+from secmon.collect.buffer import DiskBuffer
+from secmon.collect.sinks.elasticsearch import BulkWriter
+from secmon.collect.sources.settings import SyslogSourceSettings
+from secmon.collect.sources.syslog import SyslogSource
+from secmon.collect.telemetry import Telemetry
+from secmon.collect.topology import Pipeline
 from secmon.config import LocalNodeSettings, Settings, WriterSettings, load_settings
 from secmon.node import LocalNode
-from secmon.pipeline.buffer import DiskBuffer
-from secmon.pipeline.pipeline import Pipeline
-from secmon.pipeline.telemetry import Telemetry
-from secmon.store import BulkWriter, IndexNames, Outcome, connect, install_templates
-from tests.store.test_writer import event_docs
+from secmon.store import IndexNames, Outcome, connect, install_templates
+from tests.collect.test_elasticsearch_sink import event_docs
 
 PORT = 9260
 

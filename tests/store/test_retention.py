@@ -6,8 +6,9 @@ import time
 
 from elasticsearch import AsyncElasticsearch
 
+from secmon.collect.sinks.elasticsearch import BulkWriter
 from secmon.config import RetentionSettings, WriterSettings
-from secmon.store import BulkWriter, Document, IndexNames, document_id, enforce_retention
+from secmon.store import Document, IndexNames, document_id, enforce_retention
 from secmon.store.inventory import by_data_stream, document_counts, stored_indices
 
 DAY = 86400.0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from elasticsearch import AsyncElasticsearch
 
+from secmon.collect.sinks.elasticsearch import BulkWriter
 from secmon.config import ElasticsearchSettings, WriterSettings
-from secmon.store import BulkWriter, Document, IndexNames, Outcome, document_id, install_templates
+from secmon.store import Document, IndexNames, Outcome, document_id, install_templates
 
 
 async def test_installing_twice_changes_nothing_and_fails_nothing(

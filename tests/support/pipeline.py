@@ -12,11 +12,12 @@ from pathlib import Path
 
 from elasticsearch import AsyncElasticsearch
 
+from secmon.collect.buffer import DiskBuffer
+from secmon.collect.sinks.elasticsearch import BulkWriter
+from secmon.collect.telemetry import Telemetry
+from secmon.collect.topology import Pipeline, Stage
 from secmon.config import WriterSettings
-from secmon.pipeline.buffer import DiskBuffer
-from secmon.pipeline.pipeline import Pipeline, Stage
-from secmon.pipeline.telemetry import Telemetry
-from secmon.store import BulkWriter, IndexNames, read_when_ready
+from secmon.store import IndexNames, read_when_ready
 
 
 @contextlib.asynccontextmanager

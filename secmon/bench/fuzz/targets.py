@@ -28,8 +28,6 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
-from collectors.event import PARSE_FAILURE_TAG, Event, Record, get_field
-from collectors.transforms.normalize import normalize
 from secmon.bench.fuzz.cases import (
     ABSENT,
     RFC3164_EXAMPLES,
@@ -59,6 +57,8 @@ from secmon.bench.fuzz.cases import (
 )
 from secmon.bench.fuzz.damage import damage_bytes, damage_text
 from secmon.bench.fuzz.draw import Draw
+from secmon.collect.transforms.normalize import normalize
+from secmon.events import PARSE_FAILURE_TAG, Event, Record, get_field
 from secmon.store import source_json
 
 DATASETS = Path(__file__).resolve().parents[4] / "shared" / "datasets"
@@ -103,9 +103,9 @@ def check_storable(document: Any) -> None:
 @cache
 def _pipeline() -> Any:
     """A pipeline without stages: what it makes of an event is what a source would buffer."""
-    from secmon.pipeline.buffer import DiskBuffer
-    from secmon.pipeline.pipeline import Pipeline
-    from secmon.pipeline.telemetry import Telemetry
+    from secmon.collect.buffer import DiskBuffer
+    from secmon.collect.telemetry import Telemetry
+    from secmon.collect.topology import Pipeline
     from secmon.store import IndexNames
 
     folder = tempfile.mkdtemp(
@@ -117,7 +117,7 @@ def _pipeline() -> Any:
 
 def check_stored(events: list[Event], fmt: str = "auto") -> list[dict[str, Any]]:
     """What the pipeline buffers of ``events`` (stamped, named, encoded), decoded: it must take every one."""
-    from secmon.pipeline.pipeline import SourceContext
+    from secmon.collect.topology import SourceContext
 
     try:
         frames = _pipeline().process_events(events, [None] * len(events), SourceContext("fuzz", fmt))
@@ -172,7 +172,7 @@ def check_line(case: Case[str], fmt: str) -> dict[str, Any]:
 def check_bulk(body: str, default_index: str = "logs") -> list[Any]:
     """The items of a bulk body account for every line; each refusal has a reason and a 4xx (the line is the item's)."""
     # The pure half of the _bulk endpoint: the body split into actions, each with its document.
-    from collectors.sources.http import _bulk_items, _json_object, _Refused
+    from secmon.collect.sources.http import _bulk_items, _json_object, _Refused
 
     lines = body.split("\n")
     items = list(_bulk_items(lines, default_index))
@@ -200,7 +200,7 @@ def check_bulk(body: str, default_index: str = "logs") -> list[Any]:
 
 def check_bulk_case(case: BulkCase) -> None:
     """A valid body gives back each action's op, index, id and document, none refused."""
-    from collectors.sources.http import _json_object
+    from secmon.collect.sources.http import _json_object
 
     items = check_bulk(case.body, case.default_index)
     found = [(i.op, i.index, i.id, i.line, i.refused and i.refused.reason) for i in items]
@@ -215,7 +215,7 @@ def check_bulk_case(case: BulkCase) -> None:
 
 def check_frame(data: bytes, linktype: int) -> Any:
     """A frame decodes to a packet within it, or is counted under exactly one drop reason."""
-    from collectors.transforms.packets import DecodeStats, Packet, decode_frame
+    from secmon.collect.transforms.packets import DecodeStats, Packet, decode_frame
 
     stats = DecodeStats()
     packet = decode_frame(0.0, data, linktype, stats)
@@ -231,7 +231,7 @@ def check_frame(data: bytes, linktype: int) -> Any:
 
 
 def check_frame_case(case: FrameCase) -> None:
-    from collectors.transforms.packets import Packet
+    from secmon.collect.transforms.packets import Packet
 
     packet = check_frame(case.data, case.linktype)
     _require(isinstance(packet, Packet), f"{packet!r} instead of a packet")
@@ -343,8 +343,8 @@ def check_config_case(case: ConfigCase, path: Path) -> None:
 
 def check_evtx(path: Path, records_before: int) -> tuple[list[Any], list[Any]]:
     """A damaged file yields records and failure reports naming it; fewer records always come with a report."""
-    from collectors.sources.evtx import read_evtx
-    from collectors.transforms.parse_winlog import normalize_evtx
+    from secmon.collect.sources.evtx import read_evtx
+    from secmon.collect.transforms.parse_winlog import normalize_evtx
     from secmon.errors import IngestError
 
     failures: list[Any] = []
@@ -518,7 +518,7 @@ class PacketsTarget(Target[FrameCase | tuple[bytes, int]]):
     description = "captured frames: decode_frame, then the flow, DNS, TLS, QUIC and HTTP parsers"
 
     def __init__(self, d: Draw) -> None:
-        from collectors.transforms.packets import PacketProcessor
+        from secmon.collect.transforms.packets import PacketProcessor
 
         super().__init__(d)
         generated = [frame_case(d) for _ in range(self.pool_size)]
@@ -545,7 +545,7 @@ class PacketsTarget(Target[FrameCase | tuple[bytes, int]]):
 
 def _real_frames(per_capture: int) -> list[tuple[bytes, int]]:
     """The first frames of each capture of the datasets, when they are there."""
-    from collectors.transforms.packets import CaptureError, read_capture
+    from secmon.collect.transforms.packets import CaptureError, read_capture
 
     frames: list[tuple[bytes, int]] = []
     for capture in sorted((DATASETS / "pcap").rglob("*.pcap*")):
@@ -625,7 +625,7 @@ class EvtxTarget(Target[tuple[bytes, int]]):
     valid_share = 0.0
 
     def __init__(self, d: Draw) -> None:
-        from collectors.sources.evtx import read_evtx
+        from secmon.collect.sources.evtx import read_evtx
 
         super().__init__(d)
         self.folder = tempfile.TemporaryDirectory(prefix="secmon-fuzz-evtx-", dir=_memory_folder())

@@ -1,1 +1,0 @@
-"""Collectors: sources that receive logs and packets, and the transforms that normalize them to ECS."""

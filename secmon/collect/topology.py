@@ -1,0 +1,270 @@
+"""The pipeline: records from sources → ECS events → stages (detection) → disk buffer → Elasticsearch.
+
+    source ──records──▶ normalize ─▶ enrich ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ Sink
+      ▲                                                              │
+      └──────────── acknowledged once durable in the buffer ◀────────┘
+
+Transforms are plain functions run in the submitting source's task: they are CPU work, so a
+queue between them would only add latency. Backpressure comes from the bounded buffer: a full
+buffer makes ``submit`` wait, and the source stops reading its socket or file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from secmon.collect.buffer import DiskBuffer, Position
+from secmon.collect.telemetry import Telemetry
+from secmon.collect.transforms.join_audit_exec import ExecJoin
+from secmon.collect.transforms.normalize import normalize
+from secmon.events import PARSE_FAILURE_TAG, Event, Record, mark_parse_failure, set_field
+from secmon.ids import sequential_id
+from secmon.log import get_logger
+from secmon.store import Document, EncodedSource, IndexNames, Outcome, document_id, source_json
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """The organization events come from: ECS ``organization.id`` and ``organization.name``."""
+
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What a source tells the pipeline about the records it submits."""
+
+    component: str  # the source's id in the configuration
+    format: str = "auto"  # a key of secmon.collect.transforms.normalize.FORMATS
+    agency: Agency | None = None
+    dataset: str | None = None  # overrides event.dataset when set
+
+
+class Stage(Protocol):
+    """A step after normalization that may add documents, such as detection adding alerts.
+
+    It sees each batch of event documents (with the ids they will be stored under) before they
+    are buffered, and returns extra documents to store with them, after them; it must not raise
+    for one bad event.
+    """
+
+    def __call__(self, events: Sequence[Document]) -> list[Document]: ...
+
+
+class Sink(Protocol):
+    """Where the drain sends documents: the :class:`~secmon.store.BulkWriter` into Elasticsearch,
+    or, on a collector-only agency, the :class:`~secmon.collect.sinks.forward.Forwarder` to a central secmon.
+
+    ``write`` returns each document's outcome, in order, once every one is final; it retries
+    what can be retried for as long as it takes and never raises for a document.
+    """
+
+    async def write(self, docs: Sequence[Document]) -> list[Outcome]: ...
+
+
+class Pipeline:
+    """Turns records into stored documents; see the module docstring."""
+
+    def __init__(
+        self,
+        names: IndexNames,
+        buffer: DiskBuffer,
+        telemetry: Telemetry,
+        stages: Sequence[Stage] = (),
+    ) -> None:
+        self.names = names
+        self.buffer = buffer
+        self.telemetry = telemetry
+        self.stages = list(stages)
+        # Ids for records without a key of their own: unique per process start, then fixed in
+        # the buffer, so a replay from the buffer reuses them. 48 bits of sequence last any run.
+        self._id_prefix = os.urandom(9)
+        self._exec_join = ExecJoin()  # auditd: a program's SYSCALL and EXECVE lines make one process start
+        self._sequence = 0
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def submit(self, records: Sequence[Record], context: SourceContext) -> None:
+        """Process ``records`` and return once they are durable in the buffer."""
+        frames = self.process(records, context)
+        await self.buffer.append(frames)
+        self._sent(context, len(records))
+
+    def submit_nowait(self, records: Sequence[Record], context: SourceContext) -> bool:
+        """Like ``submit`` for sources that cannot wait (UDP): False, and counted, when full."""
+        frames = self.process(records, context)
+        if not self.buffer.try_append(frames):
+            self.telemetry.discarded.labels(context.component, "buffer_full").inc(len(records))
+            return False
+        self._sent(context, len(records))
+        return True
+
+    async def reject(self, raw: str, reason: str, context: SourceContext, where: str) -> None:
+        """Dead-letter input that cannot become an event at all (malformed JSON, say).
+
+        ``where`` says where it was found (``"line 12"``); the sender should also be told.
+        """
+        self.telemetry.errors.labels(context.component, "decode").inc()
+        source: Event = {
+            "@timestamp": _iso(time.time()),
+            "deadletter": {
+                "reason": f"{where}: {reason}",
+                "error_type": "input_rejected",
+                "target": "",
+                "component": context.component,
+                "original": {"raw": raw},
+            },
+        }
+        if context.agency is not None:
+            source["organization"] = {"id": context.agency.id}
+        doc = Document(self.names.deadletter, self._sequential_id(), source)
+        doc.component = context.component
+        await self.buffer.append([_encode(doc)])
+
+    def _sent(self, context: SourceContext, count: int) -> None:
+        self.telemetry.sent.labels(context.component).inc(count)
+        self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
+
+    async def submit_events(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> None:
+        """Like :meth:`submit` for events already in ECS (the packet decoder's), with their keys."""
+        await self.buffer.append(self.process_events(events, keys, context))
+        self._sent(context, len(events))
+
+    def process(self, records: Sequence[Record], context: SourceContext) -> list[bytes]:
+        """Normalize, enrich and run the stages; returns the buffer frames of the documents."""
+        self.telemetry.received.labels(context.component).inc(len(records))
+        ingested = _iso(time.time())
+        ids = [
+            self._sequential_id() if record.key is None else _keyed_id(context, record.key, record.message)
+            for record in records
+        ]
+        events = [self._stamp(self._normalize(record, context), context, ingested) for record in records]
+        return self._frames(events, ids, context)
+
+    def process_events(
+        self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext
+    ) -> list[bytes]:
+        """Enrich ECS events and run the stages; returns the buffer frames of the documents."""
+        self.telemetry.received.labels(context.component).inc(len(events))
+        ingested = _iso(time.time())
+        # A keyed event's content is what its decoder made of it, before it is stamped.
+        ids = [
+            self._sequential_id() if key is None else _keyed_id(context, key, source_json(event))
+            for key, event in zip(keys, events, strict=True)
+        ]
+        return self._frames([self._stamp(event, context, ingested) for event in events], ids, context)
+
+    def _frames(self, events: list[Event], ids: Sequence[str], context: SourceContext) -> list[bytes]:
+        docs = [
+            Document(self.names.events(event["event"].get("dataset")), doc_id, event, component=context.component)
+            for doc_id, event in zip(ids, events, strict=True)
+        ]
+        events_only = docs[:]
+        for stage in self.stages:
+            docs.extend(stage(events_only))
+        return [_encode(doc) for doc in docs]
+
+    def _normalize(self, record: Record, context: SourceContext) -> Event:
+        try:
+            event = normalize(record, context.format)
+            self._exec_join.join(event, context.component)
+        except Exception as exc:  # a parser bug must cost one event's fields, never the event
+            self.telemetry.errors.labels(context.component, "normalize").inc()
+            log.error("A parser failed; keeping the raw event.", component=context.component, error=repr(exc))
+            event = mark_parse_failure({"message": record.message, "event": {"original": record.message}}, repr(exc))
+            event["@timestamp"] = _iso(record.received or time.time())
+        if PARSE_FAILURE_TAG in event.get("tags", ()):
+            self.telemetry.errors.labels(context.component, "parse").inc()
+        return event
+
+    def _stamp(self, event: Event, context: SourceContext, ingested: str) -> Event:
+        """What every event gets, whatever made it: ingest time, dataset, agency."""
+        meta = event.setdefault("event", {})
+        meta["ingested"] = ingested
+        if context.dataset:
+            meta["dataset"] = context.dataset
+        meta.setdefault("dataset", "generic")
+        if context.agency is not None:
+            set_field(event, "organization.id", context.agency.id)
+            if context.agency.name:
+                set_field(event, "organization.name", context.agency.name)
+        return event
+
+    def _sequential_id(self) -> str:
+        self._sequence += 1
+        return sequential_id(self._id_prefix, self._sequence)
+
+    # -- draining --------------------------------------------------------------------------
+
+    async def drain(self, writer: Sink, *, batch_size: int = 1000, window: int = 4) -> None:
+        """Send the buffer's content to ``writer`` in order, forever; acknowledge what is stored."""
+        in_flight: deque[tuple[Position, asyncio.Task[list[Outcome]]]] = deque()
+        while True:
+            frames, end = self.buffer.read(batch_size, 8 << 20)
+            if frames:
+                docs = [_decode(frame) for frame in frames]
+                in_flight.append((end, asyncio.create_task(writer.write(docs))))
+            while in_flight and (in_flight[0][1].done() or len(in_flight) >= window or not frames):
+                position, task = in_flight.popleft()
+                await task
+                self.buffer.acknowledge(position)
+                self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
+                if not frames:
+                    break  # look for frames that arrived meanwhile
+            if not frames and not in_flight:
+                await self.buffer.wait_readable()
+
+    async def wait_drained(self, timeout: float | None = None) -> bool:
+        """Wait until everything buffered is stored; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.buffer.empty:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+def _keyed_id(context: SourceContext, key: str, content: str | bytes) -> str:
+    """The id of an event its source can read again: its agency, where it is at the source, and its content.
+
+    ``key`` names the place (a file's identity and offset, an EVTX record, a client's ``_id``);
+    the same place read again with the same content gives the same id, so a re-read stores
+    nothing twice. The content and the agency are part of it because a place is reused: the same
+    path imported again after it was rewritten (a daily export, a rotated file), or another
+    agency's copy of it, are other events.
+    """
+    return document_id(context.agency.id if context.agency else "", key, content)
+
+
+def _encode(doc: Document) -> bytes:
+    """A buffer frame: ``[index, id, component, op]``, a newline, then the source's JSON.
+
+    The source's JSON is sent to Elasticsearch as it is (see :class:`EncodedSource`); orjson
+    never writes a raw newline, so the first one ends the head.
+    """
+    return orjson.dumps((doc.index, doc.id, doc.component, doc.op)) + b"\n" + source_json(doc.source)
+
+
+def _decode(frame: bytes) -> Document:
+    head, newline, source = frame.partition(b"\n")
+    if not newline:  # a frame of an earlier secmon: one array, the source inside
+        index, doc_id, component, decoded, *op = orjson.loads(frame)
+        return Document(index, doc_id, decoded, op=op[0] if op else "create", component=component)
+    index, doc_id, component, op = orjson.loads(head)
+    return Document(index, doc_id, EncodedSource(source), op=op, component=component)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
