@@ -1,4 +1,4 @@
-"""The shapes that flow through the collectors.
+"""The shapes that flow along the event path, and the one way to read and write their dotted fields.
 
 A source produces :class:`Record` objects: one raw message and where it came from. A transform
 turns a record into an ECS event, a plain nested ``dict`` (``{"source": {"ip": ...}}``), the
@@ -33,6 +33,9 @@ class Record:
     # Where this message is at its source (a file's device, inode and offset): with the agency and
     # the message, reading it again gives the same document id. None: the pipeline assigns a unique id.
     key: str | None = None
+    # The message as the JSON object it encodes, when the source decoded it already (an EVTX
+    # record): a JSON format's parser takes it instead of decoding ``message`` again.
+    document: dict[str, Any] | None = None
 
 
 def set_field(event: Event, dotted: str, value: Any) -> None:
@@ -48,11 +51,16 @@ def set_field(event: Event, dotted: str, value: Any) -> None:
 
 
 def get_field(event: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    """``event["a"]["b"]["c"]`` for ``"a.b.c"``, or ``default`` where any part is missing."""
+    """The value at ``dotted`` (``"a.b.c"``): nested objects first, then a key that itself contains dots.
+
+    This is how Elasticsearch reads a document, and how the matcher reads one
+    (:class:`~secmon.detection.fields.EventView`): ``{"host.name": "x"}`` and
+    ``{"host": {"name": "x"}}`` both have ``host.name``. ``default`` where neither exists.
+    """
     value: Any = event
     for key in dotted.split("."):
         if not isinstance(value, Mapping) or key not in value:
-            return default
+            return event.get(dotted, default)
         value = value[key]
     return value
 

@@ -65,7 +65,8 @@ def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
 
     origin = {"log": {"file": {"path": str(path)}}}
     for record in read_evtx(path, on_failure=lambda failure: failures.append(f"{failure.path}: {failure.reason}")):
-        yield Record(orjson.dumps(record.event).decode(), origin, key=f"{path.resolve()}:{record.record_id}")
+        key = f"{path.resolve()}:{record.record_id}"
+        yield Record(orjson.dumps(record.event).decode(), origin, key=key, document=record.event)
 
 
 def read_pcap_events(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secmon.detection.detector import load_detector
-from secmon.detection.hunt import input_files, read_events
+from secmon.offline import input_files, read_events
 
 
 @dataclass(frozen=True, slots=True)

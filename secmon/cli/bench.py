@@ -182,7 +182,7 @@ def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[Pe
     import tempfile
 
     from secmon.bench import peers
-    from secmon.detection.hunt import input_files
+    from secmon.offline import input_files
 
     evtx_files = [p.resolve() for p in input_files(paths) if p.suffix.lower() == ".evtx"]
     results: list[PeerResult] = [_secmon_process(rules, paths)]

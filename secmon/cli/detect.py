@@ -40,7 +40,7 @@ def detect(
 ) -> None:
     """Match every event of PATHS against Sigma rules and print the matches; a summary goes to stderr."""
     from secmon.detection.detector import load_detector
-    from secmon.detection.hunt import HuntStats, hunt
+    from secmon.offline import HuntStats, hunt
 
     with errors.status("Loading rules …"):
         detector = load_detector(rules or [SHIPPED_RULES_DIR], cache_dir=default_cache_dir() / "rule-cache")

@@ -97,19 +97,29 @@ class DiskBuffer:
 
     async def append(self, frames: Sequence[bytes]) -> None:
         """Append ``frames`` in order; waits while the buffer is full (backpressure)."""
-        size = sum(len(frame) + _HEADER.size for frame in frames)
-        while self.pending_bytes and self.pending_bytes + size > self.max_bytes:
-            self._room.clear()
-            await self._room.wait()
+        await self.wait_for_room(frames)
         self.append_nowait(frames)
 
     def try_append(self, frames: Sequence[bytes]) -> bool:
         """Append ``frames`` if they fit now; False (nothing appended) when the buffer is full."""
-        size = sum(len(frame) + _HEADER.size for frame in frames)
-        if self.pending_bytes and self.pending_bytes + size > self.max_bytes:
+        if not self.has_room(frames):
             return False
         self.append_nowait(frames)
         return True
+
+    def has_room(self, frames: Sequence[bytes]) -> bool:
+        """Whether ``frames`` fit now. An empty buffer takes any batch, or a huge one could never go in."""
+        size = sum(len(frame) + _HEADER.size for frame in frames)
+        return not self.pending_bytes or self.pending_bytes + size <= self.max_bytes
+
+    async def wait_for_room(self, frames: Sequence[bytes]) -> None:
+        """Return once ``frames`` fit (backpressure).
+
+        An ``append_nowait`` right after, with no await in between, takes the room found.
+        """
+        while not self.has_room(frames):
+            self._room.clear()
+            await self._room.wait()
 
     def append_nowait(self, frames: Sequence[bytes]) -> None:
         if self._sizes[self._segments[-1]] >= self.segment_bytes:

@@ -1,12 +1,17 @@
-"""The pipeline: records from sources → ECS events → stages (detection) → disk buffer → Elasticsearch.
+"""The pipeline's wiring: records from sources → transforms → stages (detection) → disk buffer → a sink.
 
-    source ──records──▶ normalize ─▶ enrich ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ Sink
-      ▲                                                              │
-      └──────────── acknowledged once durable in the buffer ◀────────┘
+    source ──records──▶ TransformChain ─▶ stamp ─▶ room in buffer? ─▶ stages ──frames──▶ DiskBuffer ──▶ drain ─▶ Sink
+      ▲                                                                                   │
+      └──────────────────────── acknowledged once durable in the buffer ◀──────────────────┘
 
 Transforms are plain functions run in the submitting source's task: they are CPU work, so a
 queue between them would only add latency. Backpressure comes from the bounded buffer: a full
 buffer makes ``submit`` wait, and the source stops reading its socket or file.
+
+Stages run only on events the buffer has taken: room for a batch's events is found first, then
+the stages see them, then events and the stages' documents (alerts) are appended in one step
+and the stages are told (notifications go out). An event a full buffer refuses (UDP) never
+reaches detection, so no alert, webhook or alert group exists for an event that was not stored.
 """
 
 from __future__ import annotations
@@ -24,9 +29,8 @@ import orjson
 
 from secmon.collect.buffer import DiskBuffer, Position
 from secmon.collect.telemetry import Telemetry
-from secmon.collect.transforms.join_audit_exec import ExecJoin
-from secmon.collect.transforms.normalize import normalize
-from secmon.events import PARSE_FAILURE_TAG, Event, Record, mark_parse_failure, set_field
+from secmon.collect.transforms.chain import TransformChain
+from secmon.events import PARSE_FAILURE_TAG, Event, Record, set_field
 from secmon.ids import sequential_id
 from secmon.log import get_logger
 from secmon.store import Document, EncodedSource, IndexNames, Outcome, document_id, source_json
@@ -55,12 +59,15 @@ class SourceContext:
 class Stage(Protocol):
     """A step after normalization that may add documents, such as detection adding alerts.
 
-    It sees each batch of event documents (with the ids they will be stored under) before they
-    are buffered, and returns extra documents to store with them, after them; it must not raise
-    for one bad event.
+    It sees each batch of event documents (with the ids they will be stored under) once the
+    buffer has room for them, and returns extra documents to store right after them; it must
+    not raise for one bad event. ``buffered`` is then told of those documents, once the buffer
+    holds them: what must not happen for a document that might be lost (a notification) goes there.
     """
 
     def __call__(self, events: Sequence[Document]) -> list[Document]: ...
+
+    def buffered(self, added: Sequence[Document]) -> None: ...
 
 
 class Sink(Protocol):
@@ -91,24 +98,29 @@ class Pipeline:
         # Ids for records without a key of their own: unique per process start, then fixed in
         # the buffer, so a replay from the buffer reuses them. 48 bits of sequence last any run.
         self._id_prefix = os.urandom(9)
-        self._exec_join = ExecJoin()  # auditd: a program's SYSCALL and EXECVE lines make one process start
+        self._chain = TransformChain(self._parser_failed)
         self._sequence = 0
+
+    def _parser_failed(self, component: str, _: BaseException) -> None:
+        self.telemetry.errors.labels(component, "normalize").inc()
 
     # -- submitting ------------------------------------------------------------------------
 
     async def submit(self, records: Sequence[Record], context: SourceContext) -> None:
         """Process ``records`` and return once they are durable in the buffer."""
-        frames = self.process(records, context)
-        await self.buffer.append(frames)
-        self._sent(context, len(records))
+        ids = self._record_ids(records, context)
+        docs, frames = self._documents(self._events(records, context), ids, context)
+        await self.buffer.wait_for_room(frames)
+        self._accept(docs, frames, context)
 
     def submit_nowait(self, records: Sequence[Record], context: SourceContext) -> bool:
         """Like ``submit`` for sources that cannot wait (UDP): False, and counted, when full."""
-        frames = self.process(records, context)
-        if not self.buffer.try_append(frames):
+        ids = self._record_ids(records, context)
+        docs, frames = self._documents(self._events(records, context), ids, context)
+        if not self.buffer.has_room(frames):
             self.telemetry.discarded.labels(context.component, "buffer_full").inc(len(records))
             return False
-        self._sent(context, len(records))
+        self._accept(docs, frames, context)
         return True
 
     async def reject(self, raw: str, reason: str, context: SourceContext, where: str) -> None:
@@ -133,58 +145,67 @@ class Pipeline:
         doc.component = context.component
         await self.buffer.append([_encode(doc)])
 
-    def _sent(self, context: SourceContext, count: int) -> None:
-        self.telemetry.sent.labels(context.component).inc(count)
-        self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
-
     async def submit_events(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> None:
         """Like :meth:`submit` for events already in ECS (the packet decoder's), with their keys."""
-        await self.buffer.append(self.process_events(events, keys, context))
-        self._sent(context, len(events))
+        ids = self._event_ids(events, keys, context)  # before stamping: a keyed id is of the decoder's event
+        docs, frames = self._documents(self._ecs_events(events, context), ids, context)
+        await self.buffer.wait_for_room(frames)
+        self._accept(docs, frames, context)
 
-    def process(self, records: Sequence[Record], context: SourceContext) -> list[bytes]:
-        """Normalize, enrich and run the stages; returns the buffer frames of the documents."""
+    def encode_events(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> list[bytes]:
+        """The buffer frames :meth:`submit_events` would write for ``events``, without running the stages."""
+        ids = self._event_ids(events, keys, context)
+        return self._documents(self._ecs_events(events, context), ids, context)[1]
+
+    def _events(self, records: Sequence[Record], context: SourceContext) -> list[Event]:
         self.telemetry.received.labels(context.component).inc(len(records))
         ingested = _iso(time.time())
-        ids = [
+        return [self._stamp(self._transform(record, context), context, ingested) for record in records]
+
+    def _ecs_events(self, events: Sequence[Event], context: SourceContext) -> list[Event]:
+        self.telemetry.received.labels(context.component).inc(len(events))
+        ingested = _iso(time.time())
+        return [self._stamp(event, context, ingested) for event in events]
+
+    def _record_ids(self, records: Sequence[Record], context: SourceContext) -> list[str]:
+        return [
             self._sequential_id() if record.key is None else _keyed_id(context, record.key, record.message)
             for record in records
         ]
-        events = [self._stamp(self._normalize(record, context), context, ingested) for record in records]
-        return self._frames(events, ids, context)
 
-    def process_events(
-        self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext
-    ) -> list[bytes]:
-        """Enrich ECS events and run the stages; returns the buffer frames of the documents."""
-        self.telemetry.received.labels(context.component).inc(len(events))
-        ingested = _iso(time.time())
-        # A keyed event's content is what its decoder made of it, before it is stamped.
-        ids = [
+    def _event_ids(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> list[str]:
+        # A keyed event's content is what its decoder made of it, before it is stamped: call first.
+        return [
             self._sequential_id() if key is None else _keyed_id(context, key, source_json(event))
             for key, event in zip(keys, events, strict=True)
         ]
-        return self._frames([self._stamp(event, context, ingested) for event in events], ids, context)
 
-    def _frames(self, events: list[Event], ids: Sequence[str], context: SourceContext) -> list[bytes]:
+    def _documents(
+        self, events: list[Event], ids: Sequence[str], context: SourceContext
+    ) -> tuple[list[Document], list[bytes]]:
         docs = [
             Document(self.names.events(event["event"].get("dataset")), doc_id, event, component=context.component)
             for doc_id, event in zip(ids, events, strict=True)
         ]
-        events_only = docs[:]
-        for stage in self.stages:
-            docs.extend(stage(events_only))
-        return [_encode(doc) for doc in docs]
+        return docs, [_encode(doc) for doc in docs]
 
-    def _normalize(self, record: Record, context: SourceContext) -> Event:
-        try:
-            event = normalize(record, context.format)
-            self._exec_join.join(event, context.component)
-        except Exception as exc:  # a parser bug must cost one event's fields, never the event
-            self.telemetry.errors.labels(context.component, "normalize").inc()
-            log.error("A parser failed; keeping the raw event.", component=context.component, error=repr(exc))
-            event = mark_parse_failure({"message": record.message, "event": {"original": record.message}}, repr(exc))
-            event["@timestamp"] = _iso(record.received or time.time())
+    def _accept(self, docs: list[Document], frames: list[bytes], context: SourceContext) -> None:
+        """Run the stages on events the buffer has room for, append everything, then tell the stages.
+
+        No await between the room check and the append: nothing else can take the room meanwhile.
+        The stages' documents may take the buffer past its limit by their own size: an alert of
+        an accepted event is never refused.
+        """
+        added_by: list[tuple[Stage, list[Document]]] = [(stage, stage(docs)) for stage in self.stages]
+        self.buffer.append_nowait([*frames, *(_encode(doc) for _, added in added_by for doc in added)])
+        self.telemetry.sent.labels(context.component).inc(len(docs))
+        self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
+        for stage, added in added_by:
+            if added:
+                stage.buffered(added)
+
+    def _transform(self, record: Record, context: SourceContext) -> Event:
+        event = self._chain(record, context.format, context.component)
         if PARSE_FAILURE_TAG in event.get("tags", ()):
             self.telemetry.errors.labels(context.component, "parse").inc()
         return event

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from secmon.detection.correlation import CorrelationHit, CorrelationRule
-from secmon.detection.fields import event_time, lookup
+from secmon.detection.fields import event_time
 from secmon.detection.rules import Rule, techniques_of
-from secmon.events import set_field
+from secmon.events import get_field, set_field
 from secmon.store.documents import Document, document_id  # not secmon.store: no Elasticsearch client here
 
 ALERTS_COMPONENT = "alerts"  # the component of new alert documents, as the writer counts them
@@ -121,7 +121,7 @@ class AlertBuilder:
         if host:
             source["host"] = {"name": host}
         for name in _COPIED_FIELDS:
-            value = lookup(event, name)
+            value = get_field(event, name)
             if value is not None:
                 set_field(source, name, value)
         return Document(self.alerts_index, group.alert_id, source, component=ALERTS_COMPONENT)
@@ -163,8 +163,8 @@ class AlertBuilder:
             if name in _COPIED_FIELDS or name == "host.name":
                 set_field(source, name, value)
         for name in ("organization.id", "organization.name"):
-            value = lookup(trigger.source, name)
-            if value is not None and lookup(source, name) is None:
+            value = get_field(trigger.source, name)
+            if value is not None and get_field(source, name) is None:
                 set_field(source, name, value)
         return Document(self.alerts_index, alert_id, source, component=ALERTS_COMPONENT)
 
@@ -186,13 +186,13 @@ def severity(level: str | None) -> int:
 
 def group_key(rule: Rule, event: Mapping[str, Any]) -> tuple[str, ...]:
     """What makes two hits of one rule the same alert: the rule, the agency, the host and the user."""
-    organization, user = lookup(event, "organization.id"), lookup(event, "user.name")
+    organization, user = get_field(event, "organization.id"), get_field(event, "user.name")
     return (rule.id, str(organization or ""), host_name(event), str(user or ""))
 
 
 def host_name(event: Mapping[str, Any]) -> str:
     """The event's host: ``host.name``, or the ``host.hostname`` a syslog header gives."""
-    return str(lookup(event, "host.name") or lookup(event, "host.hostname") or "")
+    return str(get_field(event, "host.name") or get_field(event, "host.hostname") or "")
 
 
 def _rule_fields(rule: Rule | CorrelationRule, kind: str) -> dict[str, Any]:

@@ -25,8 +25,9 @@ def split_field(field: str) -> tuple[str, str]:
 class EventView:
     """One event as the matcher sees it: a field's values as text, lowercased text, or raw.
 
-    A field holding a list has all its elements as values (as Elasticsearch matches them); a
-    null is no value, though the field exists. Everything is read lazily and memoized: an event
+    A field is found as :func:`secmon.events.get_field` finds it (nested objects, then a key that
+    itself contains dots). A field holding a list has all its elements as values (as Elasticsearch
+    matches them); a null is no value, though the field exists. Everything is read lazily and memoized: an event
     usually needs a few of its fields, and many rules read the same ones.
     """
 
@@ -100,17 +101,6 @@ class EventView:
             extra = {k[len(prefix) :] for k in self._dotted_keys if k.startswith(prefix)} & names
             found = set(found) | extra
         return found
-
-
-def lookup(event: Mapping[str, Any], field: str, default: Any = None) -> Any:
-    """The value at a dotted ``field``: nested objects first, then a key that itself contains dots."""
-    node: Any = event
-    for part in field.split("."):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return event.get(field, default)
-    return node
 
 
 def _values(value: Any) -> tuple[Any, ...]:

@@ -1,7 +1,8 @@
-"""Detection inside the collection pipeline: every event batch is matched before it is buffered.
+"""Detection inside the collection pipeline: every event batch the buffer has room for is matched.
 
 The alerts go into the same buffer right after the events that raised them, so they reach
-Elasticsearch through the same acknowledged writer, in order, exactly once. Rules hot-reload:
+Elasticsearch through the same acknowledged writer, in order, exactly once; they are notified
+(:meth:`DetectionStage.buffered`) only once the buffer holds them. Rules hot-reload:
 :meth:`DetectionStage.watch` checks the rule files every ``reload_interval`` seconds and swaps
 in a new detector (built in a thread, so collection never waits for pySigma); a rule set that
 fails to load as a whole keeps the previous one running.
@@ -93,14 +94,16 @@ class DetectionStage:
                 self.telemetry.hits.labels(document.source["rule"]["level"]).inc()
         if not hits and not correlated:
             return []
-        alerts = [*self.builder.alerts(hits), *correlated]
-        new = [doc.source for doc in alerts if doc.component == ALERTS_COMPONENT]
+        return [*self.builder.alerts(hits), *correlated]
+
+    def buffered(self, added: Sequence[Document]) -> None:
+        """The alerts of a batch are in the buffer: count the new ones and notify (not their later updates)."""
+        new = [doc.source for doc in added if doc.component == ALERTS_COMPONENT]
         if self.telemetry is not None:
             for source in new:
                 self.telemetry.alerts.labels(source["rule"]["level"]).inc()
-        if self.on_new_alerts is not None:
+        if self.on_new_alerts is not None and new:
             self.on_new_alerts(new)
-        return alerts
 
     def _rules_key(self) -> tuple[tuple[str, int, int], ...]:
         """The rule and data files with their modification times and sizes: cheap to take every few seconds.

@@ -105,7 +105,7 @@ def test_tags_that_are_no_list_become_one_so_that_the_pipeline_takes_the_event(t
     for tags, expected in ((5, [5]), ("web", ["web"]), (["a", "b"], ["a", "b"])):
         event = normalize(Record(orjson.dumps({"tags": tags, "event": {"dataset": 7}}).decode()), "beats")
         assert event["tags"] == [*expected, PARSE_FAILURE_TAG]
-        assert pipeline.process_events([event], [None], SourceContext("t", "beats"))  # no exception
+        assert pipeline.encode_events([event], [None], SourceContext("t", "beats"))  # no exception
 
 
 def test_an_event_dataset_that_is_no_text_is_refused_as_a_data_stream_name_and_says_so() -> None:

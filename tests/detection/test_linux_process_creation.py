@@ -11,12 +11,12 @@ from elasticsearch import AsyncElasticsearch
 
 from secmon.collect.topology import SourceContext
 from secmon.collect.transforms.join_audit_exec import MAX_WAITING, ExecJoin
-from secmon.collect.transforms.parse_programs import parse_auditd
+from secmon.collect.transforms.parse_auditd import parse_auditd
 from secmon.config import DetectionSettings
 from secmon.detection.detector import Detector, load_detector
-from secmon.detection.hunt import hunt
 from secmon.detection.stage import DetectionStage
 from secmon.events import Record
+from secmon.offline import hunt
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
 

@@ -55,7 +55,7 @@ WORD = string.ascii_letters + string.digits + "._-"
 TEXT = string.ascii_letters + string.digits + " .,;:!?'()[]{}<>=/+-_#%&@|~^$\"\\\té中ü€😀\u200b"
 _UNSTRIPPED = "".join(c for c in TEXT if not c.isspace() and c != "\u200b")
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# Programs whose messages parse_programs reads: a generated syslog tag never takes their names,
+# Programs whose messages enrich_programs reads: a generated syslog tag never takes their names,
 # so that a syslog round trip sees only what the syslog header says.
 PROGRAMS = frozenset(
     {"sshd", "sshd-session", "sshd-auth", "sudo", "su", "login", "cron", "crond", "kernel"}
@@ -142,7 +142,7 @@ def rfc5424_case(d: Draw) -> Case[str]:
     host = _header_field(d, 255)
     app = _header_field(d, 48)
     if app is not None:
-        # "x/sshd" and "sshd(pam_unix)" name programs parse_programs reads too.
+        # "x/sshd" and "sshd(pam_unix)" name programs enrich_programs reads too.
         app = app.replace("/", "_").replace("(", "_")
         app = app + "0" if app.lower() in PROGRAMS else app
     procid = None if d.chance(0.3) else d.text(string.digits, 1, 7) if d.chance(0.7) else _header_field(d, 128)
@@ -238,7 +238,7 @@ def _syslog_prefix(d: Draw, program: str, pid: bool = True) -> str:
     return f"{priority}{_bsd_date(moment)} {d.text(WORD, 1, 30)} {process}: "
 
 
-# -- the programs parse_programs reads ---------------------------------------------------------
+# -- the programs enrich_programs reads --------------------------------------------------------
 
 
 def sshd_case(d: Draw) -> Case[str]:
@@ -875,7 +875,7 @@ RFC5424_EXAMPLES = (
             "log.syslog.procid": ABSENT,
             "log.syslog.msgid": "ID47",
             "message": "'su root' failed for lonvick on /dev/pts/8",
-            # su's own message, read by parse_programs.
+            # su's own message, read by enrich_programs.
             "user.name": "lonvick",
             "user.effective.name": "root",
             "event.outcome": "failure",
@@ -927,7 +927,7 @@ RFC5424_EXAMPLES = (
 )
 
 RFC3164_EXAMPLES = (
-    # RFC 3164 section 5.4, example 1; su's message read by parse_programs.
+    # RFC 3164 section 5.4, example 1; su's message read by enrich_programs.
     Case(
         "<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
         {

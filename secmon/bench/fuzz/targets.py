@@ -120,7 +120,7 @@ def check_stored(events: list[Event], fmt: str = "auto") -> list[dict[str, Any]]
     from secmon.collect.topology import SourceContext
 
     try:
-        frames = _pipeline().process_events(events, [None] * len(events), SourceContext("fuzz", fmt))
+        frames = _pipeline().encode_events(events, [None] * len(events), SourceContext("fuzz", fmt))
     except Exception as error:  # the pipeline has no such safety net: one bad event fails its whole batch
         raise PropertyViolation(f"the pipeline cannot take the event: {type(error).__name__}: {error}") from None
     return [orjson.loads(frame.partition(b"\n")[2]) for frame in frames]
@@ -442,7 +442,7 @@ class SyslogTarget(LineTarget):
 
 class ProgramsTarget(LineTarget):
     name = "programs"
-    description = "sshd, sudo, cron and firewall messages in syslog lines (parse_programs)"
+    description = "sshd, sudo, cron and firewall messages in syslog lines (enrich_programs)"
     generators = (sshd_case, sudo_case, cron_case, iptables_case)
     fmt = "syslog"
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from secmon.collect.transforms.parse_json import parse_beats, parse_evtx_json, parse_json_event
-from secmon.collect.transforms.parse_programs import enrich, parse_auditd
+from secmon.collect.transforms.enrich_programs import enrich
+from secmon.collect.transforms.parse_auditd import parse_auditd
+from secmon.collect.transforms.parse_json import DOCUMENT_PARSERS, parse_beats, parse_evtx_json, parse_json_event
 from secmon.collect.transforms.parse_syslog import epoch_to_iso, parse_syslog
 from secmon.collect.transforms.parse_web import parse_apache_access, parse_apache_error, parse_nginx_error
 from secmon.events import Event, Record, mark_parse_failure
@@ -79,7 +80,9 @@ def normalize(record: Record, fmt: str = "auto") -> Event:
     line = record.message
     # 0.0, the Record default, means the source did not say: the parsers then use the current time.
     received = record.received or None
-    if fmt == "auto":
+    if record.document is not None and fmt in DOCUMENT_PARSERS:
+        event = DOCUMENT_PARSERS[fmt](record.document, received)
+    elif fmt == "auto":
         shape = _SHAPES.match(line)
         if shape is None or shape.lastgroup is None:
             event = parse_raw(line, received=received)

@@ -1,12 +1,14 @@
 """JSON events: generic JSON lines, documents shipped by Beats and friends, and EVTX records.
 
 Each takes one JSON text (a line of NDJSON, a ``_bulk`` source document, an EVTX record as
-JSON) and returns an ECS event; text that is not a JSON object is kept and tagged.
+JSON) and returns an ECS event; text that is not a JSON object is kept and tagged. A source that
+has the object already (the EVTX reader) hands it over as ``Record.document``, and
+:data:`DOCUMENT_PARSERS` take it as it is: decoding it again from text would only cost time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -68,7 +70,7 @@ def parse_json_event(line: str, *, received: float | None = None) -> Event:
     return _fill_in(document, received)
 
 
-def _fill_in(document: dict[str, Any], received: float | None) -> Event:
+def _fill_in(document: dict[str, Any], received: float | None = None) -> Event:
     tags = document.get("tags")
     if tags is not None and not isinstance(tags, list):
         # ECS tags are a list (Elasticsearch takes one value as a list of one): secmon adds its own to it.
@@ -103,6 +105,10 @@ def parse_beats(line: str, *, received: float | None = None) -> Event:
     if document is None:
         assert failure is not None
         return failure
+    return _beats_document(document, received)
+
+
+def _beats_document(document: dict[str, Any], received: float | None = None) -> Event:
     if isinstance(document.get("winlog"), dict):
         return normalize_winlogbeat(document)
     if isinstance(document.get("log"), str):
@@ -119,3 +125,21 @@ def parse_evtx_json(line: str, *, received: float | None = None) -> Event:
         assert failure is not None
         return failure
     return normalize_evtx(document)
+
+
+def _evtx_document(document: dict[str, Any], received: float | None = None) -> Event:
+    return normalize_evtx(document)
+
+
+class DocumentParser(Protocol):
+    """Turns a JSON object a source already decoded into an ECS event (it may change the object)."""
+
+    def __call__(self, document: dict[str, Any], received: float | None = None, /) -> Event: ...
+
+
+# The JSON formats by name, for a Record whose source decoded the object: same results as from text.
+DOCUMENT_PARSERS: dict[str, DocumentParser] = {
+    "json": _fill_in,
+    "beats": _beats_document,
+    "evtx": _evtx_document,
+}

@@ -1,7 +1,8 @@
-"""Offline hunting: events read from files (EVTX, JSON lines, logs, packet captures), matched without Elasticsearch.
+"""Offline detection: events read from files (EVTX, JSON lines, logs, packet captures), matched without Elasticsearch.
 
-``secmon detect`` and ``secmon bench detect`` use it; it normalizes exactly as the collectors do,
-so a rule behaves the same offline as in the service.
+``secmon detect`` and ``secmon bench detect`` use it. Records go through the pipeline's own
+:class:`~secmon.collect.transforms.chain.TransformChain`, so a rule sees the same event offline
+as in the service.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secmon.collect.transforms.join_audit_exec import ExecJoin
-from secmon.collect.transforms.normalize import normalize
+from secmon.collect.transforms.chain import TransformChain
 from secmon.detection.detector import Detector
 from secmon.detection.fields import event_time
 from secmon.events import Event, Record, get_field
@@ -112,13 +112,14 @@ def input_files(paths: Iterable[Path]) -> list[Path]:
 def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
     """The normalized events of one file, chosen by its suffix (EVTX, JSON lines, else log lines)."""
     suffix = path.suffix.lower()
+    chain = TransformChain()  # one per file: auditd's lines are joined within a file
+    origin = {"log": {"file": {"path": str(path)}}}
     if suffix in EVTX_SUFFIXES:
         from secmon.collect.sources.evtx import read_evtx
-        from secmon.collect.transforms.parse_winlog import normalize_evtx
 
         on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
         for record in read_evtx(path, on_failure=on_failure):
-            event = normalize_evtx(record.event, path=str(path))
+            event = chain(Record("", origin, document=record.event), "evtx", str(path))
             event_record_id = get_field(event, "winlog.record_id")
             if not isinstance(event_record_id, int):  # a record without a readable EventRecordID
                 event_record_id = record.record_id
@@ -134,14 +135,11 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
             failures.append(str(exc))
         return
     fmt = "beats" if suffix in JSON_SUFFIXES else "auto"
-    exec_join = ExecJoin()  # auditd: a program's SYSCALL and EXECVE lines make one process start
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
             text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
             if text.strip():
-                event = normalize(Record(text, {"log": {"file": {"path": str(path)}}}), fmt)
-                exec_join.join(event, str(path))
-                yield SourcedEvent(str(path), None, number, event)
+                yield SourcedEvent(str(path), None, number, chain(Record(text, origin), fmt, str(path)))
 
 
 def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = None) -> Iterator[Finding]:
