@@ -3,10 +3,10 @@
 pySigma takes seconds for the SigmaHQ set; unpickling its translation takes a fraction of one.
 The key covers everything the translation depends on: every rule file's path and content, the
 logsource table, the pipeline files, the placeholder values, the versions of secmon and
-pySigma, and the source of secmon's detection package (the code that loads and translates, which
-changes between releases without a new version number during development, and did once change
-which events a logsource selects). Any change gives a new key; a cache file that cannot be read
-is simply rebuilt.
+pySigma, and the source of secmon's detection package, subpackages included (the code that
+loads and translates, which changes between releases without a new version number during
+development, and did once change which events a logsource selects). Any change gives a new
+key; a cache file that cannot be read is simply rebuilt.
 """
 
 from __future__ import annotations
@@ -54,9 +54,15 @@ def cache_key(
 @functools.cache
 def _detection_code_digest() -> bytes:
     """A digest of this package's modules: a rule set translated by other code is not reused."""
+    return source_digest(Path(__file__).parent)
+
+
+def source_digest(package: Path) -> bytes:
+    """A digest of the Python modules under ``package``, its subpackages' too, each named by its path."""
     digest = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    for module in sorted(package.rglob("*.py")):
+        name = module.relative_to(package).as_posix()  # correlation/matching.py is not matching.py
+        digest.update(name.encode() + b"\0" + module.read_bytes())
     return digest.digest()
 
 
