@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from secmon.config import ElasticsearchSettings
-from tests.test_import import DATASETS, import_config, run_import
+from tests.support.datasets import DATASETS
+from tests.support.import_cli import import_config, run_import
 
 LOG_CLEARED = DATASETS / "evtx" / "defense-evasion" / "DE_104_system_log_cleared.evtx"
 SYSTEM_RULES = DATASETS / "sigma" / "rules" / "windows" / "builtin" / "system"

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from secmon.config import ElasticsearchSettings
-from tests.test_import import import_config, run_import, stored_count
+from tests.support.import_cli import import_config, run_import, stored_count
 
 FAILED_ROOT = "Nov 24 10:00:00 hostA sshd[24200]: Failed password for root from 1.2.3.4 port 22 ssh2\n"
 ACCEPTED_BOB = "Nov 24 10:05:00 hostB sshd[1]: Accepted password for bob from 5.6.7.8 port 22 ssh2\n"

@@ -8,27 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
+from tests.support.net import connects, free_port
+from tests.support.wait import wait_until
 
 
 def test_up_receives_syslog_stores_it_reports_it_and_stops_cleanly(
@@ -49,14 +35,14 @@ def test_up_receives_syslog_stores_it_reports_it_and_stops_cleanly(
     command = [sys.executable, "-m", "secmon", "--config", str(config)]
     service = subprocess.Popen([*command, "up"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert wait_for(lambda: _connects(syslog_port), 60), "secmon up did not open its syslog port"
+        wait_until(lambda: connects(syslog_port), "secmon up to open its syslog port")
         with socket.create_connection(("127.0.0.1", syslog_port)) as sender:
             for n in range(100):
                 sender.sendall(
                     b"<38>Nov 24 10:00:00 web1 sshd[42]: Failed password for root from 192.0.2.%d port 22 ssh2\n" % n
                 )
         index = names.events(dataset)
-        assert wait_for(lambda: _count(url, index) == 100, 30)
+        wait_until(lambda: _count(url, index), "the 100 lines stored", done=lambda stored: stored == 100)
 
         status = subprocess.run([*command, "status"], capture_output=True, text=True, timeout=60, check=False)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -75,14 +61,6 @@ def test_up_receives_syslog_stores_it_reports_it_and_stops_cleanly(
     assert stored["organization"]["id"] == "health"
     assert stored["event"]["action"] == "ssh_login" and stored["event"]["outcome"] == "failure"
     assert stored["source"]["ip"].startswith("192.0.2.")
-
-
-def _connects(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def _count(url: str, index: str) -> int:

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from elasticsearch import AsyncElasticsearch
 from secmon.auth import KeyStore, Role
 from secmon.config import SHIPPED_RULES_DIR, ElasticsearchSettings
 from secmon.store import IndexNames
-from tests.test_service import _connects, free_port
+from tests.support.net import connects, free_port
+from tests.support.wait import until
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sigma"
 EVENTLOG_CLEARED_RULE = FIXTURES / "win_system_susp_eventlog_cleared.yml"
@@ -88,8 +88,12 @@ async def test_up_turns_syslog_and_a_dropped_evtx_file_into_alerts_listed_by_the
     with log_path.open("w") as log_file:
         service = await asyncio.create_subprocess_exec(*command, "up", stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        opened = await eventually(lambda: service.returncode is None and _connects(syslog_port), 90)
-        assert opened, f"secmon up did not open its syslog port:\n{log_path.read_text()}"
+        await until(
+            lambda: asyncio.to_thread(lambda: service.returncode is None and connects(syslog_port)),
+            lambda: f"secmon up to open its syslog port; its output:\n{log_path.read_text()}",
+            timeout=90,
+            interval=0.5,
+        )
         with socket.create_connection(("127.0.0.1", syslog_port)) as sender:
             sender.sendall("".join(line + "\n" for line in SSH_FAILURES).encode())
         shutil.copy(LOG_CLEARED, drop / "System.evtx")
@@ -106,11 +110,20 @@ async def test_up_turns_syslog_and_a_dropped_evtx_file_into_alerts_listed_by_the
                 alert for alert in alerts("finance") if alert["rule"]["id"] == "100ef69e-3327-481c-8e5c-6d80d9507556"
             ]
 
-        [ssh] = await eventually(brute_force, 90) or [None]
-        assert ssh is not None, "no SSH Brute Force alert for agency health"
+        # In a thread: the CLI is a blocking subprocess, and this loop must keep watching the service.
+        [ssh] = await until(
+            lambda: asyncio.to_thread(brute_force),
+            "an SSH Brute Force alert for agency health",
+            timeout=90,
+            interval=0.5,
+        )
         assert ssh["agency"] == "health" and ssh["count"] == 10 and ssh["status"] == "open"
-        [cleared] = await eventually(log_cleared, 90) or [None]
-        assert cleared is not None, "no Important Windows Eventlog Cleared alert for agency finance"
+        [cleared] = await until(
+            lambda: asyncio.to_thread(log_cleared),
+            "an Important Windows Eventlog Cleared alert for agency finance",
+            timeout=90,
+            interval=0.5,
+        )
         assert cleared["agency"] == "finance" and cleared["rule"]["title"] == "Important Windows Eventlog Cleared"
         assert cleared["rule"]["level"] == "high"
     finally:
@@ -120,15 +133,3 @@ async def test_up_turns_syslog_and_a_dropped_evtx_file_into_alerts_listed_by_the
     output = log_path.read_text()
     assert returncode == 0, output
     assert "source windows: evtx" in output
-
-
-async def eventually(check: Callable[[], Any], seconds: float) -> Any:
-    """The first truthy result of ``check`` (run in a thread: it may start a subprocess), or None after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        result = await asyncio.to_thread(check)
-        if result:
-            return result
-        await asyncio.sleep(0.5)
-    return None

@@ -288,8 +288,12 @@ def event_id(n: int) -> str:
     return f"benchapi-evt-{n:08d}"
 
 
-def synthetic_events(universe: Universe, count: int, end: datetime, index: str) -> Iterator[bytes]:
-    """NDJSON create actions of ``count`` events; event ``n`` belongs to agency ``n % AGENCIES``."""
+def alerted_events(universe: Universe, count: int, end: datetime, index: str) -> Iterator[bytes]:
+    """NDJSON create actions of the ``count`` events the alerts name; event ``n`` belongs to agency ``n % AGENCIES``.
+
+    Not :func:`secmon.bench.events.synthetic_events`: these are drawn from the alerts' universe
+    (its agencies, hosts and users), so that an alert's detail finds its events in its agency.
+    """
     rnd = random.Random(11)
     start = end.timestamp() - DAYS * 86_400
     for n in range(count):
@@ -417,7 +421,7 @@ async def load_alerts(
         if stored_events < events:
             # Events go to a data stream, which this node cannot delete: ids are deterministic, so
             # the ones already stored are refused as duplicates (409) and the rest are added.
-            await _bulk_load(client, synthetic_events(universe, events, end, events_index), events, "events", progress)
+            await _bulk_load(client, alerted_events(universe, events, end, events_index), events, "events", progress)
         await _bulk_load(
             client, synthetic_alerts(universe, alerts, events, end, names.alerts), alerts, "alerts", progress
         )

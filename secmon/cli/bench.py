@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from secmon.cli.context import console, ensure_cluster, load, run_async
-
-if TYPE_CHECKING:
-    from secmon.bench.peers import PeerResult
 
 app = typer.Typer(help="Benchmarks, each beside a peer measured in the same run.", no_args_is_help=True)
 
@@ -100,11 +97,11 @@ def detect(
     ],
     rules: Annotated[list[Path], typer.Option("--rules", "-r", help="Sigma rule folders or files.", exists=True)],
     repeat: Annotated[int, typer.Option(min=1, help="Passes over the events; the median is reported.")] = 5,
-    peers: Annotated[
-        Path | None, typer.Option(help="Folder of built peers (Zircolite, Chainsaw) to run on the same files.")
-    ] = None,
 ) -> None:
-    """Match events against Sigma rules on one core: events/s, rules loaded and skipped, peak memory; beside peers."""
+    """Match events against Sigma rules on one core: events/s, rules loaded and skipped, peak memory.
+
+    Zircolite, Chainsaw and Hayabusa on the same files: benchmarks/peers in secmon's source tree.
+    """
     from secmon.bench.detect import bench_detect
     from secmon.config import default_cache_dir
 
@@ -127,80 +124,11 @@ def detect(
         f"{result.read_seconds + result.match_seconds:.3f}",
         f"{result.end_to_end_events_per_second:,.0f}",
     )
-    peer_results = _run_peers(peers, rules, paths) if peers is not None else []
-    for peer in peer_results:
-        rate = peer.events / peer.seconds if peer.seconds else 0.0
-        loaded = f"{peer.rules_loaded:,}" if peer.rules_loaded >= 0 else f"{result.rules_loaded:,}"
-        table.add_row(peer.name, f"{peer.events:,}", loaded, f"{peer.matches:,}", f"{peer.seconds:.3f}", f"{rate:,.0f}")
     console.print(table)
     console.print(
         f"rules skipped: {result.rules_skipped:,}; rule load {result.load_seconds:.2f}s"
         f"{' (cache)' if result.load_cached else ' (parsed, cache was cold)'}; peak memory {result.peak_rss_mb:,.0f} MB"
     )
-    ours = next((p for p in peer_results if p.name.startswith("secmon")), None)
-    for peer in peer_results:
-        console.print(f"[dim]{peer.name}: {peer.note}[/]")
-    for peer in peer_results:
-        if ours is not None and peer is not ours and peer.seconds and peer.events:
-            ratio = (ours.events / ours.seconds) / (peer.events / peer.seconds)
-            console.print(f"events/s, secmon detect (process) / {peer.name}: [bold]{ratio:.1f}×[/]")
-
-
-def _secmon_process(rules: list[Path], paths: list[Path]) -> PeerResult:
-    """``secmon detect`` as a process, timed like the peers: start-up, cached rules, reading, matching."""
-    import subprocess
-    import sys
-    import time
-
-    from secmon.bench.peers import PeerResult
-
-    command = [
-        sys.executable,
-        "-m",
-        "secmon",
-        "detect",
-        *(a for r in rules for a in ("--rules", str(r))),
-        *map(str, paths),
-    ]
-    subprocess.run(command, capture_output=True, check=True)  # fills the rule cache
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    events = int(done.stderr.split(" events, ")[0].rsplit(" ", 1)[-1].replace(",", ""))
-    return PeerResult(
-        "secmon detect (process)",
-        seconds,
-        events,
-        -1,
-        len(done.stdout.splitlines()),
-        "a `secmon detect` process: start-up, rules from the cache, EVTX reading and parsing, matching",
-    )
-
-
-def _run_peers(peers_dir: Path, rules: list[Path], paths: list[Path]) -> list[PeerResult]:
-    """Each peer built under ``peers_dir``, run on the same EVTX files and the first rule folder."""
-    import tempfile
-
-    from secmon.bench import peers
-    from secmon.offline import input_files
-
-    evtx_files = [p.resolve() for p in input_files(paths) if p.suffix.lower() == ".evtx"]
-    results: list[PeerResult] = [_secmon_process(rules, paths)]
-    for name, executable in peers.find_peers(peers_dir).items():
-        rules_dir = rules[0].resolve()
-        if name == "hayabusa":
-            # Hayabusa cannot read Sigma logsources: it runs the same rules converted by its own
-            # converter, which peers.convert_rules_for_hayabusa writes there.
-            rules_dir = peers_dir / "hayabusa-sigma-rules"
-            if not rules_dir.is_dir():
-                console.print(f"[yellow]hayabusa skipped:[/] no converted rules in {rules_dir}")
-                continue
-        with tempfile.TemporaryDirectory() as workdir, console.status(f"Running {name} …"):
-            try:
-                results.append(peers.RUNNERS[name](executable, rules_dir, evtx_files, Path(workdir)))
-            except peers.PeerError as exc:
-                console.print(f"[yellow]{name} failed:[/] {exc}")
-    return results
 
 
 @app.command()

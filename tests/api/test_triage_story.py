@@ -4,9 +4,7 @@ positive, and the audit trail shows both steps under the analyst's key name."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from secmon.config import ElasticsearchSettings, Settings
 from secmon.notify import verify_signature
 from secmon.service import running_service
 from secmon.serving import AsgiServer
+from tests.support.wait import until
 
 # Ten failed logins from one address within a minute: the shipped SSH brute force correlation.
 SSH_FAILURES = [
@@ -46,17 +45,6 @@ class Receiver:
         self.requests.append((headers, body))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 60) -> Any:
-    """The first truthy result of ``check``, polled; fails after ``seconds`` saying ``what`` never happened."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, f"{what} did not happen within {seconds} s"
-        await asyncio.sleep(0.2)
 
 
 async def test_event_to_closed_false_positive_with_audit_trail(
@@ -109,14 +97,14 @@ async def test_event_to_closed_false_positive_with_audit_trail(
                 async def listed() -> list[dict[str, Any]]:
                     return list((await api.get("/alerts", params={"agency": agency})).json()["alerts"])
 
-                [alert] = await eventually(listed, "the alert showing in the list")
+                [alert] = await until(listed, "the alert showing in the list")
                 assert alert["rule"]["title"] == "SSH Brute Force" and alert["status"] == "open"
                 assert alert["source_ip"] == "173.234.31.186" and alert["count"] == 10
 
                 async def events() -> list[dict[str, Any]]:  # searchable within a second of the alert
                     return list((await api.get(f"/alerts/{alert['id']}")).json()["events"])
 
-                triggering = await eventually(events, "the alert's events showing in its detail")
+                triggering = await until(events, "the alert's events showing in its detail")
                 assert [event["event"]["original"] for event in triggering] == SSH_FAILURES
 
                 acknowledged = await api.patch(f"/alerts/{alert['id']}", json={"status": "acknowledged"})
@@ -139,7 +127,7 @@ async def test_event_to_closed_false_positive_with_audit_trail(
                     ("dana.analyst", "status", "acknowledged", "closed"),
                 ]
 
-            await eventually(lambda: asyncio.sleep(0, receiver.requests), "the webhook delivery")
+            await until(lambda: receiver.requests, "the webhook delivery")
             [(headers, body)] = receiver.requests
             assert orjson.loads(body)["alert"]["id"] == alert["id"]
             assert verify_signature(

@@ -1,7 +1,8 @@
 """``secmon es start|status|stop`` on a node of this module's own, and an outage in mid-write.
 
 These drive the real command line in a subprocess, as a user would, on port 9260 so the
-session's node (9250) is undisturbed while this one is stopped and started.
+session's node (9250) is undisturbed while this one is stopped and started. Every test here
+uses that node, in order, so the whole module is marked ``outage`` (``-m "not outage"`` skips it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +28,11 @@ from secmon.collect.topology import Pipeline
 from secmon.config import LocalNodeSettings, Settings, WriterSettings, load_settings
 from secmon.node import LocalNode
 from secmon.store import IndexNames, Outcome, connect, install_templates
-from tests.collect.test_elasticsearch_sink import event_docs
+from tests.support.events import event_docs
+from tests.support.wait import until_at_least
 
 PORT = 9260
+pytestmark = pytest.mark.outage
 
 
 def secmon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,17 +119,15 @@ async def _write_through_an_outage(config: Path) -> None:
                 return await asyncio.gather(*calls)
 
             producer = asyncio.create_task(produce())
-            while writer.stats.stored < 1_500:
-                await asyncio.sleep(0.05)
+            await until_at_least(lambda: writer.stats.stored, 1_500, "events stored before the outage", timeout=120)
             stopped = await asyncio.to_thread(secmon, config, "es", "stop")
             assert stopped.returncode == 0, stopped.stderr
             stored_before_outage = writer.stats.stored + writer.stats.duplicates
             retries_before_outage = writer.stats.retries
             node_down.set()
-            deadline = time.monotonic() + 60
-            while writer.stats.retries <= retries_before_outage:
-                assert time.monotonic() < deadline, "the writer should be retrying while the node is down"
-                await asyncio.sleep(0.1)
+            await until_at_least(
+                lambda: writer.stats.retries, retries_before_outage + 1, "the writer's retries while the node is down"
+            )
             assert writer.stats.stored + writer.stats.duplicates == stored_before_outage
             assert stored_before_outage < len(docs)
             started = await asyncio.to_thread(secmon, config, "es", "start")
@@ -189,7 +189,11 @@ async def _stream_through_an_outage(config: Path, tmp_path: Path) -> None:
             assert (await started).returncode == 0
             await steady(2)
             stream.close()
-            await asyncio.sleep(0.5)
+            await until_at_least(
+                lambda: pipeline.telemetry.value("secmon_component_sent_events_total", component="syslog"),
+                sent,
+                "lines the source passed to the buffer",
+            )
             await source.stop()
             assert await pipeline.wait_drained(120)
             drain.cancel()

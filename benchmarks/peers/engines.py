@@ -1,4 +1,4 @@
-"""Peer Sigma engines for ``secmon bench detect``: the same SigmaHQ rules and EVTX files, run by another tool.
+"""Peer Sigma engines: the same SigmaHQ rules and EVTX files, run by another tool.
 
 Each runner starts the peer once as a subprocess over copies of the given EVTX files (staged in
 ``workdir``, so every peer reads the same bytes from one flat folder), times that run with
@@ -6,9 +6,9 @@ Each runner starts the peer once as a subprocess over copies of the given EVTX f
 it read and the rules it loaded. The wall time includes everything the peer does in that process:
 start-up, reading and converting the rules, parsing the EVTX files, matching and writing results.
 
-The peers are built by hand outside this repository, under ``~/.cache/secmon/peers`` by default
-(see the benchmark section of the README for the build steps); :func:`find_peers` tells which are
-there. secmon ships none of their code.
+The peers are built by hand from their sources, under ``~/.cache/secmon/peers`` by default (see
+``benchmarks/README.md`` for the build steps); :func:`find_peers` tells which are there. This
+module knows their source layouts and output formats, which is why it lives outside secmon.
 
 * Zircolite (Python) converts the Sigma YAML rules itself with pySigma's SQLite backend and the
   ``sysmon`` and ``windows-logsources`` pipelines, loads the events into SQLite and runs one query
@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from secmon.errors import SecmonError
-
 DEFAULT_PEERS_DIR = Path.home() / ".cache" / "secmon" / "peers"
 DEFAULT_TIMEOUT = 1800.0  # seconds for one hunting run; Zircolite converts ~2,400 rules with pySigma first
 STDERR_TAIL = 2000  # characters of a failing peer's output quoted in PeerError
@@ -58,7 +56,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _MARKUP = re.compile(r"\[(?:/|/?[a-z][a-z _-]*(?:=[^\]]*)?)\]")
 
 
-class PeerError(SecmonError):
+class PeerError(Exception):
     """A peer engine could not be run or failed; the message names it and quotes the end of its output."""
 
 
@@ -298,7 +296,7 @@ def run_chainsaw(
     note = (
         f"Sigma YAML loaded directly with {mapping.name} ({not_loaded} rule files not loaded: "
         "unsupported modifiers or syntax); rules excluded by title in the mapping are loaded but never run; "
-        "time includes start-up, rule loading and EVTX parsing; events counted by secmon with the evtx package "
+        "time includes start-up, rule loading and EVTX parsing; events counted by the benchmark with the evtx package "
         "(Chainsaw does not report them)"
     )
     return PeerResult(
@@ -392,7 +390,7 @@ def run_hayabusa(
     )
     if events is None:
         events = count_evtx_records(staged)
-        note += "; events counted by secmon with the evtx package"
+        note += "; events counted by the benchmark with the evtx package"
     return PeerResult(
         _version("hayabusa", [peer, "help"], work, r"Hayabusa v?(\d[\w.\-]*)"),
         seconds,
