@@ -17,6 +17,7 @@ from secmon.collect.transforms.chain import TransformChain
 from secmon.detection.detector import Detector
 from secmon.detection.fields import event_time
 from secmon.events import Event, Record, get_field
+from secmon.timestamps import epoch_to_iso_seconds
 
 EVTX_SUFFIXES = (".evtx",)
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -167,7 +168,7 @@ def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = No
                 )
             for hit in detection.correlations:
                 stats.findings += 1
-                timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hit.last))
+                timestamp = epoch_to_iso_seconds(hit.last)
                 yield Finding(
                     hit.rule.id,
                     hit.rule.title,
@@ -187,4 +188,4 @@ def _timestamp(event: Event) -> str:
     stamp = event.get("@timestamp")
     if isinstance(stamp, str):
         return stamp
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_time(event)))
+    return epoch_to_iso_seconds(event_time(event))

@@ -65,6 +65,7 @@ from secmon.errors import StoreError
 from secmon.serving import AsgiServer, freeze_startup_heap
 from secmon.store import IndexNames, connect, document_id, install_templates, read_when_ready
 from secmon.store.client import cluster_url
+from secmon.timestamps import epoch_to_iso_millis
 from secmon.triage.audit import AuditLog
 from secmon.triage.query import AlertFilter, AlertSort
 from secmon.triage.store import AlertStore
@@ -340,19 +341,19 @@ def synthetic_alerts(universe: Universe, count: int, events: int, end: datetime,
             "id": alert_id,
             "status": status,
             "count": count_,
-            "first_seen": _iso(first),
-            "last_seen": _iso(last),
+            "first_seen": epoch_to_iso_millis(first),
+            "last_seen": epoch_to_iso_millis(last),
             "group_key": f"{rule.id}|{agency}|{host}|{user}",
         }
         if status != "open":
             analyst = f"analyst{rnd.randrange(40):02d}"
-            updated = _iso(last + rnd.random() * 86_400)
+            updated = epoch_to_iso_millis(last + rnd.random() * 86_400)
             alert.update(assignee=analyst, updated=updated, updated_by=analyst)
             if status == "closed":
                 alert.update(resolution=rnd.choice(_RESOLUTIONS), closed=updated)
                 notes = [{"at": updated, "by": analyst, "text": f"Checked with the {rnd.choice(_WORDS)} team."}]
         source = {
-            "@timestamp": _iso(first),
+            "@timestamp": epoch_to_iso_millis(first),
             "message": rule.title,
             "alert": alert,
             **({"notes": notes} if notes else {}),
@@ -383,10 +384,6 @@ def synthetic_alerts(universe: Universe, count: int, events: int, end: datetime,
         }
         yield orjson.dumps({"create": {"_index": index, "_id": alert_id}})
         yield orjson.dumps(source)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def load_alerts(

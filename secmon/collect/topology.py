@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
@@ -34,6 +33,7 @@ from secmon.events import PARSE_FAILURE_TAG, Event, Record, set_field
 from secmon.ids import sequential_id
 from secmon.log import get_logger
 from secmon.store import Document, EncodedSource, IndexNames, Outcome, document_id, source_json
+from secmon.timestamps import epoch_to_iso_millis
 
 log = get_logger(__name__)
 
@@ -130,7 +130,7 @@ class Pipeline:
         """
         self.telemetry.errors.labels(context.component, "decode").inc()
         source: Event = {
-            "@timestamp": _iso(time.time()),
+            "@timestamp": epoch_to_iso_millis(time.time()),
             "deadletter": {
                 "reason": f"{where}: {reason}",
                 "error_type": "input_rejected",
@@ -159,12 +159,12 @@ class Pipeline:
 
     def _events(self, records: Sequence[Record], context: SourceContext) -> list[Event]:
         self.telemetry.received.labels(context.component).inc(len(records))
-        ingested = _iso(time.time())
+        ingested = epoch_to_iso_millis(time.time())
         return [self._stamp(self._transform(record, context), context, ingested) for record in records]
 
     def _ecs_events(self, events: Sequence[Event], context: SourceContext) -> list[Event]:
         self.telemetry.received.labels(context.component).inc(len(events))
-        ingested = _iso(time.time())
+        ingested = epoch_to_iso_millis(time.time())
         return [self._stamp(event, context, ingested) for event in events]
 
     def _record_ids(self, records: Sequence[Record], context: SourceContext) -> list[str]:
@@ -285,7 +285,3 @@ def _decode(frame: bytes) -> Document:
         return Document(index, doc_id, decoded, op=op[0] if op else "create", component=component)
     index, doc_id, component, op = orjson.loads(head)
     return Document(index, doc_id, EncodedSource(source), op=op, component=component)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

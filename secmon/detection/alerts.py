@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from secmon.detection.correlation import CorrelationHit, CorrelationRule
@@ -24,6 +23,7 @@ from secmon.detection.fields import event_time
 from secmon.detection.rules import Rule, techniques_of
 from secmon.events import get_field, set_field
 from secmon.store.documents import Document, document_id  # not secmon.store: no Elasticsearch client here
+from secmon.timestamps import epoch_to_iso_millis
 
 ALERTS_COMPONENT = "alerts"  # the component of new alert documents, as the writer counts them
 ALERT_UPDATES_COMPONENT = "alert-updates"
@@ -96,14 +96,14 @@ class AlertBuilder:
     def _document(self, rule: Rule, trigger: Trigger, key: tuple[str, ...], group: _Group) -> Document:
         event = trigger.source
         source: dict[str, Any] = {
-            "@timestamp": _iso(group.first_seen),
+            "@timestamp": epoch_to_iso_millis(group.first_seen),
             "message": rule.title,
             "alert": {
                 "id": group.alert_id,
                 "status": "open",
                 "count": group.count,
-                "first_seen": _iso(group.first_seen),
-                "last_seen": _iso(group.last_seen),
+                "first_seen": epoch_to_iso_millis(group.first_seen),
+                "last_seen": epoch_to_iso_millis(group.last_seen),
                 "group_key": "|".join(key),
             },
             "rule": _rule_fields(rule, "sigma"),
@@ -133,15 +133,15 @@ class AlertBuilder:
         alert_id = document_id("correlation", hit.rule.id, key, hit.event_ids[0], repr(hit.first))
         rule = hit.rule
         source: dict[str, Any] = {
-            "@timestamp": _iso(hit.first),
+            "@timestamp": epoch_to_iso_millis(hit.first),
             "message": rule.title,
             "alert": {
                 "id": alert_id,
                 "status": "open",
                 "count": len(hit.event_ids),
                 "value": hit.value,
-                "first_seen": _iso(hit.first),
-                "last_seen": _iso(hit.last),
+                "first_seen": epoch_to_iso_millis(hit.first),
+                "last_seen": epoch_to_iso_millis(hit.last),
                 "group_key": key,
                 # The group-by values field by field, in the rule's order: what the alert is about (an
                 # attacker's source.ip ...), also for fields not copied below (destination.port ...).
@@ -170,7 +170,7 @@ class AlertBuilder:
 
     def _update(self, alert_id: str, group: _Group) -> Document:
         partial = {
-            "alert": {"count": group.count, "last_seen": _iso(group.last_seen)},
+            "alert": {"count": group.count, "last_seen": epoch_to_iso_millis(group.last_seen)},
             "event": {"ids": list(group.event_ids), "indices": list(group.event_indices)},
         }
         return Document(self.alerts_index, alert_id, {"doc": partial}, op="update", component=ALERT_UPDATES_COMPONENT)
@@ -208,7 +208,3 @@ def _rule_fields(rule: Rule | CorrelationRule, kind: str) -> dict[str, Any]:
         "references": list(rule.references),
         "type": kind,
     }
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

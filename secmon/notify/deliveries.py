@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from secmon.timestamps import epoch_to_iso_millis
 
 DeliveryOutcome = Literal["delivered", "failed"]
 
@@ -99,7 +100,7 @@ class DeliveryResult:
             "type": self.type,
             "outcome": self.outcome,
             "attempts": self.attempts,
-            "started": iso(self.started),
+            "started": epoch_to_iso_millis(self.started),
             "test": self.test,
         }
         if self.status is not None:
@@ -109,7 +110,7 @@ class DeliveryResult:
         rule_fields = (("id", self.rule_id), ("title", self.rule_title), ("level", self.level))
         rule = {key: value for key, value in rule_fields if value is not None}
         document: dict[str, Any] = {
-            "@timestamp": iso(self.finished),
+            "@timestamp": epoch_to_iso_millis(self.finished),
             "delivery": delivery,
             "alert": {"id": self.alert_id},
         }
@@ -164,8 +165,3 @@ class DeliveryLog:
         except NotFoundError:
             return []  # nothing was ever delivered (or ensure_index was not run)
         return [dict(hit["_source"]) for hit in response.body["hits"]["hits"]]
-
-
-def iso(epoch: float) -> str:
-    """``epoch`` seconds as an ISO 8601 UTC date with milliseconds."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

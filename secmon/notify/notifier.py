@@ -34,10 +34,11 @@ from secmon.errors import SecmonError
 from secmon.ids import document_id
 from secmon.log import get_logger
 from secmon.notify.config import EmailChannel, NotificationSettings, WebhookChannel
-from secmon.notify.deliveries import Attempt, DeliveryLog, DeliveryResult, Sender, iso
+from secmon.notify.deliveries import Attempt, DeliveryLog, DeliveryResult, Sender
 from secmon.notify.email import EmailSender
 from secmon.notify.filters import AlertMatcher, compile_filter
 from secmon.notify.webhook import WebhookSender
+from secmon.timestamps import epoch_to_iso_millis
 
 log = get_logger(__name__)
 
@@ -318,7 +319,7 @@ class Notifier:
 
 def sample_alert(now: float, *, agency: str | None = None) -> dict[str, Any]:
     """An alert document of the usual shape that no event triggered, for testing a channel."""
-    at = iso(now)
+    at = epoch_to_iso_millis(now)
     alert: dict[str, Any] = {
         "@timestamp": at,
         "message": "secmon test notification",

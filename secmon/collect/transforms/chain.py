@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from secmon.collect.transforms.join_audit_exec import ExecJoin
 from secmon.collect.transforms.normalize import normalize
-from secmon.collect.transforms.parse_syslog import epoch_to_iso
 from secmon.events import Event, Record, mark_parse_failure
 from secmon.log import get_logger
+from secmon.timestamps import epoch_to_iso
 
 log = get_logger(__name__)
 

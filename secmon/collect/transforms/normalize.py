@@ -20,9 +20,10 @@ from typing import Any, Protocol
 from secmon.collect.transforms.enrich_programs import enrich
 from secmon.collect.transforms.parse_auditd import parse_auditd
 from secmon.collect.transforms.parse_json import DOCUMENT_PARSERS, parse_beats, parse_evtx_json, parse_json_event
-from secmon.collect.transforms.parse_syslog import epoch_to_iso, parse_syslog
+from secmon.collect.transforms.parse_syslog import parse_syslog
 from secmon.collect.transforms.parse_web import parse_apache_access, parse_apache_error, parse_nginx_error
 from secmon.events import Event, Record, mark_parse_failure
+from secmon.timestamps import epoch_to_iso
 
 RAW_DATASET = "raw"
 

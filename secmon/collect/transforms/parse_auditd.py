@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from secmon.collect.transforms.ecs_fields import merge_fields, set_peer
-from secmon.collect.transforms.parse_syslog import epoch_to_iso, is_ip, set_address, to_int, utc_iso
+from secmon.collect.transforms.parse_syslog import is_ip, set_address, to_int
 from secmon.events import Event, mark_parse_failure
+from secmon.timestamps import epoch_to_iso, utc_iso
 
 AUDITD_DATASET = "auditd"
 

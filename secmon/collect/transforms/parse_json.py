@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from secmon.collect.transforms.parse_syslog import epoch_to_iso
 from secmon.collect.transforms.parse_winlog import normalize_evtx, normalize_winlogbeat
 from secmon.events import Event, get_field, mark_parse_failure
+from secmon.timestamps import epoch_to_iso
 
 # orjson reads 1,024 levels of nesting but writes only 254, and a dead letter holds the document
 # two levels down: a deeper document would be read here, then fail where it is stored, with its

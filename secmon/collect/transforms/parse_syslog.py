@@ -7,7 +7,7 @@ These shapes are understood; the ``<PRI>`` is there when the line came over the 
     2024-01-02T03:04:05.123+01:00 mymachine su[230]: 'su root'...    rsyslog's RFC 3339 timestamps
     <165>1 2003-10-11T22:14:15.003Z host app 77 ID47 [id@1 a="b"] msg  RFC 5424
 
-The small helpers at the bottom (:func:`utc_iso`, :func:`is_ip`, :func:`set_address`, ...) are
+The small helpers at the bottom (:func:`iso_to_utc`, :func:`is_ip`, :func:`set_address`, ...) are
 shared by the other parsers in this package, which all build on syslog's conventions.
 """
 
@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from secmon.events import Event, mark_parse_failure
+from secmon.timestamps import epoch_to_iso, utc_iso
 
 DATASET = "syslog"
 
@@ -288,37 +289,6 @@ def _bsd_moment(text: str, year: int) -> tuple[float, str, bool] | None:
 
 
 # -- helpers the other parsers share ---------------------------------------------------------
-
-
-def utc_iso(moment: datetime) -> str:
-    """``moment`` (naive means UTC) as ``2024-01-02T03:04:05.123Z``: milliseconds or microseconds only when set."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    text = (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
-    microsecond = moment.microsecond
-    if microsecond == 0:
-        return text + "Z"
-    if microsecond % 1000 == 0:
-        return f"{text}.{microsecond // 1000:03d}Z"
-    return f"{text}.{microsecond:06d}Z"
-
-
-def utc_from_epoch(seconds: float | None) -> datetime:
-    """Seconds since the epoch as an aware UTC datetime; ``None``, 0 or out of range: now."""
-    if seconds:
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    return datetime.fromtimestamp(time.time(), UTC)
-
-
-def epoch_to_iso(seconds: float | None) -> str:
-    """Seconds since the epoch (``None`` or 0: now) as an ISO 8601 UTC string."""
-    return utc_iso(utc_from_epoch(seconds))
 
 
 def iso_to_utc(text: str) -> str | None:

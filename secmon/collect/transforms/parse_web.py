@@ -22,15 +22,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from secmon.collect.transforms.parse_syslog import (
-    MONTHS,
-    epoch_to_iso,
-    set_address,
-    to_int,
-    to_port,
-    utc_iso,
-)
+from secmon.collect.transforms.parse_syslog import MONTHS, set_address, to_int, to_port
 from secmon.events import Event, mark_parse_failure
+from secmon.timestamps import epoch_to_iso, utc_iso
 
 ACCESS_DATASET = "apache.access"
 APACHE_ERROR_DATASET = "apache.error"

@@ -102,7 +102,7 @@ def test_event_times_are_written_exactly_as_datetime_writes_them() -> None:
     import random
     from datetime import UTC, datetime
 
-    from secmon.collect.transforms.packets.flows import iso
+    from secmon.timestamps import epoch_to_iso_micros as iso
 
     rnd = random.Random(5)
     stamps = [rnd.uniform(0, 4_102_444_800) for _ in range(20_000)]  # 1970 to 2100

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from struct import Struct
@@ -31,6 +29,7 @@ from secmon.collect.transforms.packets.decode import (
     ip_text,
 )
 from secmon.events import Event
+from secmon.timestamps import epoch_to_iso_micros
 
 DATASET = "network.flow"
 
@@ -54,28 +53,6 @@ _ICMP6_PAIRS = {
     144: 145,
     145: 144,
 }
-
-
-def iso(ts: float) -> str:
-    """Seconds since the epoch as ISO 8601 UTC with microseconds, as ``datetime`` would write it.
-
-    Every packet event needs one, and packets come many to a second: the date and time of the
-    whole second are formatted once and kept (a datetime per packet was 15% of decoding).
-    """
-    whole = math.floor(ts)
-    micros = round((ts - whole) * 1_000_000)  # half to even, as datetime.fromtimestamp rounds
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
-    second = _SECONDS.get(whole)
-    if second is None:
-        if len(_SECONDS) >= _SECONDS_KEPT:
-            _SECONDS.clear()
-        second = _SECONDS[whole] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return f"{second}.{micros:06d}Z"
-
-
-_SECONDS: dict[int, str] = {}
-_SECONDS_KEPT = 4096  # a capture's seconds are near one another: a small cache hits nearly always
 
 
 def community_id(src: bytes, sport: int, dst: bytes, dport: int, proto: int, *, seed: int = 0) -> str:
@@ -229,14 +206,14 @@ def flow_event(flow: Flow) -> Event:
         source["port"] = flow.sport
         destination["port"] = flow.dport
     event: Event = {
-        "@timestamp": iso(flow.start),
+        "@timestamp": epoch_to_iso_micros(flow.start),
         "event": {
             "kind": "event",
             "category": ["network"],
             "type": ["connection", "end"],
             "dataset": DATASET,
-            "start": iso(flow.start),
-            "end": iso(flow.end),
+            "start": epoch_to_iso_micros(flow.start),
+            "end": epoch_to_iso_micros(flow.end),
             "duration": round((flow.end - flow.start) * 1e9),
         },
         "network": network,

@@ -20,7 +20,7 @@ from secmon.collect.transforms.packets.decode import (
     ip_text,
 )
 from secmon.collect.transforms.packets.dns import DnsTcpParser, dns_event, parse_dns
-from secmon.collect.transforms.packets.flows import Flow, FlowTable, community_id, flow_event, iso
+from secmon.collect.transforms.packets.flows import Flow, FlowTable, community_id, flow_event
 from secmon.collect.transforms.packets.fragments import Defragmenter
 from secmon.collect.transforms.packets.http import METHODS, HttpParser, looks_like_request
 from secmon.collect.transforms.packets.icmp import icmp_event, is_error
@@ -28,6 +28,7 @@ from secmon.collect.transforms.packets.quic import QuicParser, is_quic_initial
 from secmon.collect.transforms.packets.streams import SEQ_MASK, TcpStream
 from secmon.collect.transforms.packets.tls import TlsParser, looks_like_tls
 from secmon.events import Event
+from secmon.timestamps import epoch_to_iso_micros
 
 _DNS_PORTS = frozenset((53, 5353, 5355))
 _OPENING_MAX = 16  # more than the longest method looked for ("PROPFIND ")
@@ -98,7 +99,7 @@ class PacketProcessor:
             return []
         if isinstance(packet, ArpPacket):
             event = self.arp.event(packet)
-            event["@timestamp"] = iso(ts)
+            event["@timestamp"] = epoch_to_iso_micros(ts)
             return [event]
         flow = self.flows.add(packet)
         events: list[Event] = []
@@ -217,7 +218,7 @@ def _address(event: Event, packet: Packet | None, flow: Flow) -> Event:
         src, sport, dst, dport, ts = packet.src, packet.sport, packet.dst, packet.dport, packet.ts
     else:
         src, sport, dst, dport, ts = flow.src, flow.sport, flow.dst, flow.dport, flow.end
-    event["@timestamp"] = iso(ts)
+    event["@timestamp"] = epoch_to_iso_micros(ts)
     network = event.setdefault("network", {})
     network["transport"] = TRANSPORTS.get(flow.proto, str(flow.proto))
     if flow.proto in (PROTO_TCP, PROTO_UDP):
