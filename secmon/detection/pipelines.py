@@ -1,7 +1,7 @@
 """The pySigma processing pipeline that maps Sigma rules onto secmon's events.
 
 Windows rules keep their EventData names under ``winlog.event_data.*`` (as secmon stores them,
-secmon/collect/transforms/parse_winlog.py); the header fields map to ``winlog.*``. Linux, web and
+secmon/collect/transforms/normalize_winlog/); the header fields map to ``winlog.*``. Linux, web and
 network mappings are pySigma YAML pipelines in ``rules/pipelines/``, so a rule author can read
 and extend them without touching code. Last, each logsource's event selection is added as a
 condition, which is what makes a converted query (``secmon rules convert``) select the same

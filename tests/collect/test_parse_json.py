@@ -11,7 +11,7 @@ from secmon.collect.sources.evtx import read_evtx
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline, SourceContext
 from secmon.collect.transforms.normalize import normalize
-from secmon.collect.transforms.parse_winlog import normalize_evtx
+from secmon.collect.transforms.normalize_winlog import normalize_evtx
 from secmon.events import PARSE_FAILURE_TAG, Record
 from secmon.store import IndexNames, source_json
 

@@ -48,7 +48,7 @@ from sigma.rule import SigmaLogSource, SigmaRule
 
 from secmon.collect.sinks.elasticsearch import BulkWriter
 from secmon.collect.sources.evtx import read_evtx
-from secmon.collect.transforms.parse_winlog import normalize_evtx
+from secmon.collect.transforms.normalize_winlog import normalize_evtx
 from secmon.config import ElasticsearchSettings, WriterSettings
 from secmon.detection.compile import compile_node
 from secmon.detection.convert import Conversion, Converter

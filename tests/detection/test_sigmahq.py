@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from secmon.collect.transforms.parse_winlog import dataset_of
+from secmon.collect.transforms.normalize_winlog import dataset_of
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.ir import AllOf, Leaf, Node, Op
 from secmon.detection.loader import rule_files
@@ -58,7 +58,7 @@ def test_no_loaded_sigmahq_rule_requires_an_event_that_cannot_exist(sigmahq: Det
     # A rule's logsource selection is ANDed onto its detection. Two selections ANDed (the
     # packet flows' event.dataset onto Sysmon's channel and event id) make a rule that loads and
     # can never match: caught here by the values one field would need at once. A Windows event's
-    # event.dataset follows from its channel (secmon/collect/transforms/parse_winlog.py).
+    # event.dataset follows from its channel (secmon/collect/transforms/normalize_winlog/).
     channels = {
         channel.lower(): channel
         for selection in sigmahq.logsources.selections.values()

@@ -344,7 +344,7 @@ def check_config_case(case: ConfigCase, path: Path) -> None:
 def check_evtx(path: Path, records_before: int) -> tuple[list[Any], list[Any]]:
     """A damaged file yields records and failure reports naming it; fewer records always come with a report."""
     from secmon.collect.sources.evtx import read_evtx
-    from secmon.collect.transforms.parse_winlog import normalize_evtx
+    from secmon.collect.transforms.normalize_winlog import normalize_evtx
     from secmon.errors import IngestError
 
     failures: list[Any] = []

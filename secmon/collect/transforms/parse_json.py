@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from secmon.collect.transforms.parse_winlog import normalize_evtx, normalize_winlogbeat
+from secmon.collect.transforms.normalize_winlog import normalize_evtx, normalize_winlogbeat
 from secmon.events import Event, get_field, mark_parse_failure
 from secmon.timestamps import epoch_to_iso
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from secmon.collect.sources.evtx import EvtxRecord, read_evtx
-from secmon.collect.transforms.parse_winlog import normalize_evtx, normalize_winlogbeat
+from secmon.collect.transforms.normalize_winlog import normalize_evtx, normalize_winlogbeat
 from secmon.events import PARSE_FAILURE_TAG, Event, get_field
 
 DATASET = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "evtx"
