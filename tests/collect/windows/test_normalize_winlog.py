@@ -354,7 +354,7 @@ KEYWORD_NAMES = {0x10000000000000: "Audit Failure", 0x20000000000000: "Audit Suc
 
 
 def winlogbeat_doc(record: dict[str, Any]) -> dict[str, Any]:
-    """The document Winlogbeat ships for this evtx ``Event``, built here without parse_winlog's help."""
+    """The document Winlogbeat ships for this evtx ``Event``, built here without normalize_winlog's help."""
     system = record["System"]
     event_id = system["EventID"]["#text"] if isinstance(system["EventID"], dict) else system["EventID"]
     provider = system["Provider"]["#attributes"]
