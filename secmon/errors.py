@@ -1,14 +1,32 @@
-"""secmon's exception tree.
+"""secmon's exception tree: every error secmon raises on purpose is a :class:`SecmonError`.
+
+Classes are defined here unless a [module] follows them (their subclasses then live there too):
 
     SecmonError
-    ├── ConfigError      an invalid configuration file or environment override
-    ├── NodeError        the local Elasticsearch node cannot be fetched, started or stopped
-    ├── StoreError       Elasticsearch refused an administrative call (templates, status)
-    │   └── IndexNotReady    indices whose primary shards did not start in time (named)
-    ├── RuleError        a Sigma rule cannot be loaded
-    └── IngestError      an input cannot be read at all
+    ├── ConfigError          an invalid configuration file or environment override
+    ├── NodeError            the local Elasticsearch node cannot be fetched, started or stopped
+    ├── StoreError           Elasticsearch refused an administrative call (templates, status)
+    │   ├── IndexNotReady        indices whose primary shards did not start in time (named)
+    │   └── KeyStoreUnavailable  [secmon.auth.keys] no API key can be checked: Elasticsearch is not answering
+    ├── RuleError            a Sigma rule cannot be loaded (the message ends with its location)
+    ├── CatalogError         [secmon.detection.catalog] a rule catalog change or look-up that cannot be done
+    │   ├── RuleNotFound         no such rule
+    │   ├── RuleConflict         the change conflicts with the rule's origin or with another rule
+    │   └── RuleRefused          the rule text does not load: its problems, each with its line
+    ├── MappingError         [secmon.collect.transforms.normalize_winlog.mappings] an invalid winlog mapping file
+    ├── IngestError          an input cannot be read at all
+    │   └── CaptureError         [secmon.collect.transforms.packets.decode] a capture file unreadable to its end
+    ├── NotificationError    [secmon.notify.notifier] a notification request that cannot be carried out
+    │   └── UnknownChannelError  no notification channel of that name (also a LookupError)
+    ├── TriageError          [secmon.triage.workflow] a triage change the workflow does not allow (also a ValueError)
+    ├── InvalidQuery         [secmon.triage.query] a filter, cursor or query string that cannot run (also a ValueError)
+    ├── AlertNotFound        [secmon.triage.store] no alert of that id in the caller's scope (also a LookupError)
+    ├── Problem              [secmon.serving.problems] an HTTP request refused, answered as problem details
+    ├── CollectBenchError    [secmon.bench.collect] a collector did not store every line it was sent
+    └── PcapBenchError       [secmon.bench.pcap] a packet benchmark's input cannot be built or a run failed
 
-Failures of a single event are not exceptions: they are counted and dead-lettered.
+Failures of a single event are not exceptions: they are counted and dead-lettered. The HTTP
+applications answer each of these errors as a problem (:mod:`secmon.serving.problems`).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from secmon.api.problems import Problem
 from secmon.api.services import ApiServices
 from secmon.auth import ApiKey, Role, presented_secret
+from secmon.serving.problems import FORBIDDEN, UNAUTHORIZED, Problem
 
 _bearer = HTTPBearer(auto_error=False, description="A secmon API key: secmon apikey create --role ROLE")
 
@@ -41,13 +41,13 @@ async def caller(
     secret = presented_secret(header) if header else None
     if secret is None:
         raise Problem(
-            401,
+            UNAUTHORIZED,
             "send an API key: Authorization: Bearer <key> (create one with secmon apikey create)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     key = await services.keys.verify(secret)
     if key is None:
-        raise Problem(401, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(UNAUTHORIZED, "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
     request.state.key = key  # for the access log and rate limits
     return key
 
@@ -61,7 +61,7 @@ def role_in(*roles: Role, what: str) -> Callable[..., Coroutine[Any, Any, ApiKey
     async def check(key: CallerDep) -> ApiKey:
         if key.role not in roles:
             allowed = ", ".join(role.value for role in roles)
-            raise Problem(403, f"a key of role {key.role.value} may not {what}; roles allowed: {allowed}")
+            raise Problem(FORBIDDEN, f"a key of role {key.role.value} may not {what}; roles allowed: {allowed}")
         return key
 
     return check
@@ -73,7 +73,7 @@ async def alert_reader(key: CallerDep, services: ServicesDep) -> ApiKey:
         return key
     if key.role is Role.AGENCY and services.settings.api.agency_reads_alerts:
         return key
-    raise Problem(403, "agency keys read alerts only where api.agency_reads_alerts is on")
+    raise Problem(FORBIDDEN, "agency keys read alerts only where api.agency_reads_alerts is on")
 
 
 AlertReaderKey = Annotated[ApiKey, Depends(alert_reader)]

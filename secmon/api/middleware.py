@@ -7,8 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from secmon.api.problems import Problem
 from secmon.log import get_logger
+from secmon.serving.problems import BODY_TOO_LARGE, INTERNAL_ERROR, Problem
 
 log = get_logger(__name__)
 
@@ -68,13 +68,15 @@ class Guard:
             if response_started:
                 raise
             status = 413
-            await Problem(413, f"the body has more than {limit} bytes").response(scope["path"])(scope, receive, send)
+            await Problem(BODY_TOO_LARGE, f"the body has more than {limit} bytes").response(scope["path"])(
+                scope, receive, send
+            )
         except Exception:
             log.exception("A request failed.", path=scope.get("path"), method=scope.get("method"))
             if response_started:
                 raise  # too late for an answer
             status = 500
-            problem = Problem(500, "an unexpected error; it is logged on the server")
+            problem = Problem(INTERNAL_ERROR, "an unexpected error; it is logged on the server")
             await problem.response(scope["path"])(scope, receive, send)
         finally:
             route = scope.get("route")
@@ -82,5 +84,5 @@ class Guard:
             self.seconds.labels(template, scope["method"], str(status)).observe(time.perf_counter() - started)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
-        await Problem(413, detail).response(scope["path"])(scope, receive, send)
+        await Problem(BODY_TOO_LARGE, detail).response(scope["path"])(scope, receive, send)
         self.seconds.labels("unmatched", scope["method"], "413").observe(0)

@@ -31,6 +31,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from secmon.errors import StoreError
 from secmon.log import get_logger
+from secmon.store.errors import error_reason
 from secmon.store.indices import ensure_index
 from secmon.store.names import IndexNames
 
@@ -256,7 +257,7 @@ def _store_errors(action: str) -> Iterator[None]:
     except NotFoundError:
         raise
     except ApiError as exc:
-        raise StoreError(f"Elasticsearch refused to {action}: {_reason(exc)}") from None
+        raise StoreError(f"Elasticsearch refused to {action}: {error_reason(exc)}") from None
     except TransportError as exc:
         raise StoreError(f"Elasticsearch could not be reached to {action}: {exc.message}") from None
 
@@ -278,10 +279,3 @@ def _key(key_id: str, source: dict[str, Any]) -> ApiKey:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
-
-
-def _reason(exc: ApiError) -> str:
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("reason") or error.get("type") or exc.message)
-    return str(exc.message)

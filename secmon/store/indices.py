@@ -8,6 +8,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.errors import StoreError
+from secmon.store.errors import error_reason, error_type
 from secmon.store.ready import READY_SECONDS, wait_for_primaries
 
 SMALL_INDEX_SETTINGS = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
@@ -36,23 +37,11 @@ async def ensure_index(
                 index=index, settings=settings or SMALL_INDEX_SETTINGS, mappings=mappings, wait_for_active_shards=0
             )
         except ApiError as exc:
-            if _error_type(exc) != "resource_already_exists_exception":
+            if error_type(exc) != "resource_already_exists_exception":
                 raise
             await client.indices.put_mapping(index=index, **mappings)
         await wait_for_primaries(client, index, ready_timeout)
     except ApiError as exc:
-        raise StoreError(f"Elasticsearch refused to create or update {index}: {_reason(exc)}") from None
+        raise StoreError(f"Elasticsearch refused to create or update {index}: {error_reason(exc)}") from None
     except TransportError as exc:
         raise StoreError(f"Elasticsearch could not be reached to create {index}: {exc.message}") from None
-
-
-def _error_type(exc: ApiError) -> str:
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    return str(error.get("type", "")) if isinstance(error, dict) else ""
-
-
-def _reason(exc: ApiError) -> str:
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    while isinstance(error, dict) and isinstance(error.get("caused_by"), dict):
-        error = error["caused_by"]
-    return str(error.get("reason") if isinstance(error, dict) else exc)

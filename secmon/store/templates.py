@@ -17,6 +17,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from secmon import __version__
 from secmon.config import ElasticsearchSettings
 from secmon.errors import StoreError
+from secmon.store.errors import error_reason, error_type
 from secmon.store.names import IndexNames
 from secmon.store.ready import READY_SECONDS, wait_for_primaries
 
@@ -82,26 +83,8 @@ async def install_templates(
             await client.indices.put_mapping(index=names.alerts, **load_mapping("alerts"))
     except ApiError as exc:
         # Already there: another secmon instance created the alerts index first.
-        if _error_type(exc) != "resource_already_exists_exception":
-            raise StoreError(f"Elasticsearch refused secmon's index templates: {_reason(exc)}") from None
+        if error_type(exc) != "resource_already_exists_exception":
+            raise StoreError(f"Elasticsearch refused secmon's index templates: {error_reason(exc)}") from None
     # The API lists alerts as soon as this returns: a search of an index whose primary has not
     # started fails with a 503 instead of finding nothing.
     await wait_for_primaries(client, names.alerts, ready_timeout)
-
-
-def _root_error(exc: ApiError) -> dict[str, Any]:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", {})
-    while isinstance(error, dict) and isinstance(error.get("caused_by"), dict):
-        error = error["caused_by"]
-    return error if isinstance(error, dict) else {"reason": str(error)}
-
-
-def _error_type(exc: ApiError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", {})
-    return str(error.get("type", "")) if isinstance(error, dict) else ""
-
-
-def _reason(exc: ApiError) -> str:
-    return str(_root_error(exc).get("reason") or exc)

@@ -17,13 +17,15 @@ from typing import Any
 
 import orjson
 
+from secmon.errors import SecmonError
+
 Scope = tuple[str, ...] | None  # agencies a caller reads; None for all
 AGENCY_FIELD = "organization.id"
 # What a free-text alert search looks in.
 ALERT_TEXT_FIELDS = ("message", "rule.title", "rule.description", "notes.text", "host.name", "user.name")
 
 
-class InvalidQuery(ValueError):
+class InvalidQuery(SecmonError, ValueError):
     """A filter, cursor or query string that cannot be run; the message says which and why."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from secmon.errors import StoreError
+from secmon.errors import SecmonError, StoreError
 from secmon.store.names import IndexNames
 from secmon.triage.audit import Actor, AuditLog
 from secmon.triage.query import (
@@ -36,7 +36,7 @@ _WRITE_ATTEMPTS = 5  # conflicts with detection's own updates, retried on the fr
 _LIST_TOTAL_LIMIT = 10_000  # counting matches exactly past this costs more than a page is worth
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(SecmonError, LookupError):
     """No alert with this id in the caller's scope."""
 
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from secmon.errors import SecmonError
+
 
 class Status(StrEnum):
     OPEN = "open"
@@ -35,7 +37,7 @@ MAX_NOTE_CHARS = 10_000
 MAX_TAGS = 50
 
 
-class TriageError(ValueError):
+class TriageError(SecmonError, ValueError):
     """A change the workflow does not allow; the message says why and what would be allowed."""
 
 

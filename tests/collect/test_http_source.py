@@ -7,8 +7,10 @@ does not come from "Elasticsearch".
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import dataclasses
 import gzip
 import resource
 import secrets
@@ -26,10 +28,12 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from secmon.auth import ApiKey, KeyStore, Role
+from secmon.auth.keys import apikeys_index
 from secmon.collect.sources.http import HttpSource
 from secmon.collect.sources.settings import HttpSourceSettings
 from secmon.collect.topology import Pipeline
 from secmon.store import IndexNames
+from tests.support.allocation import create_held
 from tests.support.pipeline import running_pipeline, search_all
 
 PRODUCT = "Elasticsearch"
@@ -583,6 +587,83 @@ async def test_the_source_serves_https_and_refuses_a_taken_port(env: Env) -> Non
     assert len(await env.events(served)) == 1
     with socket.socket() as probe:
         assert probe.connect_ex(address) != 0  # stopped: nothing listens any more
+
+
+async def test_a_request_in_flight_when_the_source_stops_is_answered_and_stored(env: Env) -> None:
+    keys = NoticingKeys(env.es, env.names)
+    body = ndjson({"message": "in flight at stop"})
+    head = (
+        f"POST /ingest HTTP/1.1\r\nHost: secmon\r\nAuthorization: ApiKey {env.agency_a.secret}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    async with serving(dataclasses.replace(env, keys=keys)) as served:
+        address = served.source.address
+        assert address is not None
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(head + body[:5])  # the request has begun; its body is not all there yet
+        await writer.drain()
+        await keys.asked.wait()  # the application is answering it
+        stopping = asyncio.create_task(served.source.stop())
+        while await _accepts_connections(address):  # until the source stopped listening
+            await asyncio.sleep(0.01)
+        writer.write(body[5:])
+        await writer.drain()
+        status = await reader.readline()
+        headers = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        length = int(headers.split("content-length: ")[1].split("\r\n")[0])
+        answer = orjson.loads(await reader.readexactly(length))
+        writer.close()
+        await stopping
+    assert status.startswith(b"HTTP/1.1 200")
+    assert "connection: close" in headers  # answered, then the connection closes
+    assert answer == {"accepted": 1, "rejected": []}
+    assert [event["message"] for event in await env.events(served)] == ["in flight at stop"]
+
+
+class NoticingKeys(KeyStore):
+    """The key store, telling when a request's key is checked: the application is then answering it."""
+
+    def __init__(self, es: AsyncElasticsearch, names: IndexNames) -> None:
+        super().__init__(es, names)
+        self.asked = asyncio.Event()
+
+    async def verify(self, secret: str) -> ApiKey | None:
+        self.asked.set()
+        return await super().verify(secret)
+
+
+async def _accepts_connections(address: tuple[str, int]) -> bool:
+    try:
+        _, probe = await asyncio.open_connection(*address)
+    except OSError:
+        return False
+    probe.close()
+    await probe.wait_closed()
+    return True
+
+
+async def test_keys_elasticsearch_cannot_check_are_answered_503_with_retry_after(env: Env) -> None:
+    held = IndexNames(f"{env.names.prefix}-heldkeys-{secrets.token_hex(3)}")
+    await create_held(env.es, apikeys_index(held))  # the key index's primary never starts
+    secret = f"secmon_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+    try:
+        async with serving(dataclasses.replace(env, keys=KeyStore(env.es, held))) as served:
+            for path in ("/ingest", "/_bulk"):
+                headers = {"Authorization": f"ApiKey {secret}"}
+                async with served.http.post(served.url + path, data=b"{}\n", headers=headers) as response:
+                    assert response.status == 503, path
+                    assert int(response.headers["Retry-After"]) >= 1
+                    assert response.headers["X-Elastic-Product"] == PRODUCT
+                    problem = await response.json(content_type=None)
+                    assert problem["type"] == "urn:secmon:problem:keys-unavailable" and problem["status"] == 503
+                    assert "Elasticsearch did not answer" in problem["detail"]
+                    if path == "/_bulk":  # what Beats read
+                        assert response.content_type == "application/json"
+                        assert problem["error"]["reason"] == problem["detail"]
+                    else:
+                        assert response.content_type == "application/problem+json"
+    finally:
+        await env.es.indices.delete(index=apikeys_index(held))
 
 
 # -- rate limits -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Elasticsearch ``_bulk`` bodies under random input.
 
 The parser that splits a body into actions and documents accounts for every line, and a valid
-body gives back each action's op, index, id and document. Through the source's own ``Ingest``
+body gives back each action's op, index, id and document. Through the source's own ``Intake``
 (its real pipeline and disk buffer), every action gets one answer item, a refused one a 4xx and
 a dead letter that names its line, and an accepted one a stored event with its fields.
 """
@@ -26,10 +26,12 @@ from secmon.bench.fuzz.cases import BulkCase, Case, bulk_case
 from secmon.bench.fuzz.draw import Draw
 from secmon.bench.fuzz.targets import check_bulk, check_bulk_case
 from secmon.collect.buffer import DiskBuffer
-from secmon.collect.sources.http import Ingest, Problem, _bulk_items
+from secmon.collect.sources.http.bulk import bulk_items, ingest_bulk
+from secmon.collect.sources.http.intake import Intake
 from secmon.collect.sources.settings import HttpSourceSettings
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
+from secmon.serving.problems import Problem
 from secmon.store import IndexNames
 from tests.fuzz.drawing import cases, damaged_text, examples, received_bytes
 
@@ -76,9 +78,9 @@ async def ingest(body: str, keys: KeyStore, folder: Path) -> Ingested:
     """``body`` through the HTTP source's bulk handling, as an agency key sends it; what it buffered."""
     buffer = DiskBuffer(folder / "buffer")
     try:
-        source = Ingest(Pipeline(NAMES, buffer, Telemetry()), keys, HttpSourceSettings(), "http")  # type: ignore[call-arg]
+        intake = Intake(Pipeline(NAMES, buffer, Telemetry()), keys, HttpSourceSettings(), "http")  # type: ignore[call-arg]
         key = ApiKey("key-id", "fuzz", Role.AGENCY, (AGENCY,), datetime.now(UTC))
-        answer = await source.bulk(body.encode(), "logs", key, "127.0.0.1:9")
+        answer = await ingest_bulk(intake, body.encode(), "logs", key, "127.0.0.1:9")
         frames, _ = buffer.read(100_000, 1 << 30)
     finally:
         buffer.close()
@@ -96,7 +98,7 @@ def test_through_the_source_each_action_is_answered_stored_or_dead_lettered_with
     es: AsyncElasticsearch, folder: Path, body: str
 ) -> None:
     keys = KeyStore(es, NAMES)  # for the source's construction only: the key is given, not looked up
-    items = list(_bulk_items(body.split("\n"), "logs"))
+    items = list(bulk_items(body.split("\n"), "logs"))
     with tempfile.TemporaryDirectory(dir=folder) as buffer_folder:
         try:
             result = asyncio.run(ingest(body, keys, Path(buffer_folder)))

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from secmon.api.deps import AdminKey, ServicesDep
-from secmon.api.problems import Problem
+from secmon.api.problems import CONFLICT, INVALID_PARAMETERS
 from secmon.auth import ApiKey, Role
+from secmon.serving.problems import NOT_FOUND, Problem
 from secmon.triage.audit import Actor
 from secmon.triage.workflow import FieldChange
 
@@ -63,7 +64,7 @@ async def create_key(services: ServicesDep, key: AdminKey, body: KeyIn) -> Creat
     try:
         created, secret = await services.keys.create(body.role, agencies=body.agencies, name=body.name)
     except ValueError as exc:
-        raise Problem(422, str(exc)) from None
+        raise Problem(INVALID_PARAMETERS, str(exc)) from None
     change = FieldChange("key", None, {"role": created.role.value, "agencies": list(created.agencies)})
     await services.audit.record(Actor.of(key), "create", "apikey", created.id, [change])
     return CreatedKey(**KeyOut.of(created).model_dump(), secret=secret)
@@ -73,7 +74,7 @@ async def create_key(services: ServicesDep, key: AdminKey, body: KeyIn) -> Creat
 async def revoke_key(services: ServicesDep, key: AdminKey, key_id: Annotated[str, Path(max_length=64)]) -> None:
     """Revoke a key for good (not the one making this request: another admin's key does that)."""
     if key_id == key.id:
-        raise Problem(409, "a key cannot revoke itself; revoke it with another admin key or secmon apikey revoke")
+        raise Problem(CONFLICT, "a key cannot revoke itself; revoke it with another admin key or secmon apikey revoke")
     if not await services.keys.revoke(key_id):
-        raise Problem(404, f"no API key {key_id}")
+        raise Problem(NOT_FOUND, f"no API key {key_id}")
     await services.audit.record(Actor.of(key), "revoke", "apikey", key_id, [FieldChange("revoked", False, True)])

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from secmon.api.deps import AdminKey, AnalystKey, ServicesDep
-from secmon.api.problems import Problem
+from secmon.api.problems import SERVICE_UNAVAILABLE
 from secmon.api.services import ApiServices
 from secmon.notify import Notifier, UnknownChannelError, WebhookChannel
+from secmon.serving.problems import NOT_FOUND, Problem
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
@@ -75,7 +76,7 @@ async def test_channel(
     try:
         result = await _notifier(services).send_test(name)
     except UnknownChannelError:
-        raise Problem(404, f"no notification channel {name}; see GET /notifications/channels") from None
+        raise Problem(NOT_FOUND, f"no notification channel {name}; see GET /notifications/channels") from None
     return DeliveryTestOut(
         channel=name, delivered=result.delivered, attempts=result.attempts, status=result.status, error=result.error
     )
@@ -83,5 +84,7 @@ async def test_channel(
 
 def _notifier(services: ApiServices) -> Notifier:
     if services.notifier is None:
-        raise Problem(503, "notifications are not running in this process: start secmon up, or secmon api")
+        raise Problem(
+            SERVICE_UNAVAILABLE, "notifications are not running in this process: start secmon up, or secmon api"
+        )
     return services.notifier

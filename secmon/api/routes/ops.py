@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from secmon import __version__
 from secmon.api.deps import ServicesDep
-from secmon.api.problems import Problem
+from secmon.serving.problems import unavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -37,10 +37,10 @@ async def readyz(services: ServicesDep) -> Readiness:
     try:
         health = await services.client.options(request_timeout=2, max_retries=0).cluster.health()
     except (TransportError, ApiError) as exc:
-        raise Problem(503, f"Elasticsearch is unreachable: {exc}", headers={"Retry-After": "5"}) from None
+        raise unavailable(f"Elasticsearch is unreachable: {exc}") from None
     colour = str(health.get("status", "unknown"))
     if colour == "red":
-        raise Problem(503, "the Elasticsearch cluster is red", headers={"Retry-After": "5"})
+        raise unavailable("the Elasticsearch cluster is red")
     return Readiness(status="ready", elasticsearch=colour)
 
 

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from secmon.api.deps import RuleAuthorKey, RuleReaderKey, ServicesDep
-from secmon.api.problems import Problem
+from secmon.api.problems import INVALID_BODY, UNSUPPORTED_MEDIA_TYPE
 from secmon.api.schemas import AuditEntry
 from secmon.api.services import ApiServices
 from secmon.detection.catalog import RuleInfo, RuleTest
 from secmon.detection.rules import RuleProblem
+from secmon.serving.problems import Problem
 from secmon.store.ready import REQUEST_READY_SECONDS, read_when_ready
 from secmon.triage.audit import Actor
 from secmon.triage.query import Scope, scoped
@@ -315,19 +316,19 @@ async def _rule_text(request: Request) -> str:
         try:
             upload = UploadIn.model_validate(orjson.loads(body))
         except (orjson.JSONDecodeError, ValueError):
-            raise Problem(422, 'send JSON of the form {"yaml": "<the Sigma rule>"}') from None
+            raise Problem(INVALID_BODY, 'send JSON of the form {"yaml": "<the Sigma rule>"}') from None
         return upload.yaml
     if media not in YAML_TYPES:
         raise Problem(
-            415,
+            UNSUPPORTED_MEDIA_TYPE,
             f'send the rule as application/yaml, text/plain or JSON {{"yaml": ...}}, not {media or "no content type"}',
         )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise Problem(422, "the rule is not UTF-8 text") from None
+        raise Problem(INVALID_BODY, "the rule is not UTF-8 text") from None
     if not text.strip():
-        raise Problem(422, "the body is empty: send the Sigma rule")
+        raise Problem(INVALID_BODY, "the body is empty: send the Sigma rule")
     return text
 
 

@@ -172,10 +172,11 @@ def check_line(case: Case[str], fmt: str) -> dict[str, Any]:
 def check_bulk(body: str, default_index: str = "logs") -> list[Any]:
     """The items of a bulk body account for every line; each refusal has a reason and a 4xx (the line is the item's)."""
     # The pure half of the _bulk endpoint: the body split into actions, each with its document.
-    from secmon.collect.sources.http import _bulk_items, _json_object, _Refused
+    from secmon.collect.sources.http.bulk import bulk_items
+    from secmon.collect.sources.http.intake import Refused, json_object
 
     lines = body.split("\n")
-    items = list(_bulk_items(lines, default_index))
+    items = list(bulk_items(lines, default_index))
     covered: set[int] = set()
     for item in items:
         _require(item.line not in covered, f"line {item.line} is in two items")
@@ -184,8 +185,8 @@ def check_bulk(body: str, default_index: str = "logs") -> list[Any]:
             covered.add(item.line + 1)
         if item.refused is None:
             try:
-                document = _json_object(item.source or "")
-            except _Refused as refused:
+                document = json_object(item.source or "")
+            except Refused as refused:
                 _require(len(refused.reason) > 3, f"line {item.line + 1} refused without a reason")
             else:
                 check_storable(document)  # what the endpoint stores of it (it is re-encoded)
@@ -200,14 +201,14 @@ def check_bulk(body: str, default_index: str = "logs") -> list[Any]:
 
 def check_bulk_case(case: BulkCase) -> None:
     """A valid body gives back each action's op, index, id and document, none refused."""
-    from secmon.collect.sources.http import _json_object
+    from secmon.collect.sources.http.intake import json_object
 
     items = check_bulk(case.body, case.default_index)
     found = [(i.op, i.index, i.id, i.line, i.refused and i.refused.reason) for i in items]
     wanted = [(s.op, s.index, s.id, s.line, None) for s in case.items]
     _require(found == wanted, f"items {found} instead of {wanted}")
     for item, spec in zip(items, case.items, strict=True):
-        _require(_json_object(item.source or "") == spec.document, f"the document of line {spec.line} changed")
+        _require(json_object(item.source or "") == spec.document, f"the document of line {spec.line} changed")
 
 
 # -- packets -----------------------------------------------------------------------------------
