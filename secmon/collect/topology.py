@@ -51,7 +51,7 @@ class SourceContext:
     """What a source tells the pipeline about the records it submits."""
 
     component: str  # the source's id in the configuration
-    format: str = "auto"  # a key of secmon.collect.transforms.normalize.FORMATS
+    format: str = "auto"  # a key of secmon.collect.transforms.normalize.TRANSFORMS
     agency: Agency | None = None
     dataset: str | None = None  # overrides event.dataset when set
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from secmon.collect.transforms.normalize import FORMATS, normalize
+from secmon.collect.transforms.normalize import TRANSFORMS, normalize
 from secmon.events import PARSE_FAILURE_TAG, Event, Record
 
 LOGS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "logs"
@@ -30,7 +30,7 @@ def failed(event: Event) -> bool:
 
 
 def test_the_formats() -> None:
-    assert set(FORMATS) == {
+    assert set(TRANSFORMS) == {
         "syslog", "apache_access", "apache_error", "nginx_error", "auditd", "raw", "json", "beats", "evtx"
     }  # fmt: skip
 
@@ -195,7 +195,7 @@ def check_event(event: Event, line: str) -> None:
     assert ISO_UTC.fullmatch(event["@timestamp"])
 
 
-@pytest.mark.parametrize("fmt", ["auto", *FORMATS])
+@pytest.mark.parametrize("fmt", ["auto", *TRANSFORMS])
 def test_hostile_lines_never_raise_and_stay_fast(fmt: str) -> None:
     for line in HOSTILE:
         started = time.perf_counter()

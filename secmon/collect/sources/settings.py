@@ -18,10 +18,10 @@ class _SourceSettings(BaseModel):
     @field_validator("format", check_fields=False)
     @classmethod
     def _known_format(cls, value: str) -> str:
-        from secmon.collect.transforms.normalize import FORMATS
+        from secmon.collect.transforms.normalize import TRANSFORMS
 
-        if value != "auto" and value not in FORMATS:
-            raise ValueError(f"unknown format {value!r}: expected auto or one of {', '.join(sorted(FORMATS))}")
+        if value != "auto" and value not in TRANSFORMS:
+            raise ValueError(f"unknown format {value!r}: expected auto or one of {', '.join(sorted(TRANSFORMS))}")
         return value
 
     format: str = Field("auto", description="How to parse each message: auto, syslog, apache_access, ... or raw.")

@@ -1,13 +1,13 @@
 """The one entry point from a source's :class:`~secmon.events.Record` to an ECS event.
 
-``normalize(record, fmt)`` picks the parser named ``fmt`` in :data:`FORMATS` (or, for ``"auto"``,
+``normalize(record, fmt)`` picks the parser named ``fmt`` in :data:`TRANSFORMS` (or, for ``"auto"``,
 the one the line's first characters point to), then makes every event alike whatever parsed it:
 ``event.original`` is the raw message, ``event.dataset`` and ``@timestamp`` are set (the time
 received when the line has none), and the record's ``origin`` fills the fields the line did not.
 It never raises for a message: what no parser understands is kept and tagged, see
 :func:`~secmon.events.mark_parse_failure`.
 
-To add a format: write ``parse_x(line, *, received=None) -> Event`` and add it to :data:`FORMATS`
+To add a format: write ``parse_x(line, *, received=None) -> Event`` and add it to :data:`TRANSFORMS`
 under the name a source's config gives as ``format:``; give :func:`_detect` its shape if "auto"
 should find it.
 """
@@ -44,7 +44,8 @@ def parse_raw(line: str, *, received: float | None = None) -> Event:
     return {"@timestamp": epoch_to_iso(received), "message": line, "event": {"original": line, "dataset": RAW_DATASET}}
 
 
-FORMATS: dict[str, LineParser] = {
+# The transforms registry: a source's ``format:`` names the parser its lines go through.
+TRANSFORMS: dict[str, LineParser] = {
     "syslog": parse_syslog_enriched,
     "apache_access": parse_apache_access,
     "apache_error": parse_apache_error,
@@ -73,10 +74,10 @@ _SHAPES = re.compile(
 
 
 def normalize(record: Record, fmt: str = "auto") -> Event:
-    """Parse ``record.message`` as ``fmt`` (a key of :data:`FORMATS`, or ``"auto"``) into a complete ECS event.
+    """Parse ``record.message`` as ``fmt`` (a key of :data:`TRANSFORMS`, or ``"auto"``) into a complete ECS event.
 
     Raises :class:`ValueError` for an ``fmt`` that is not a format: that is a configuration
-    error, to be caught when the configuration is loaded (check ``fmt in FORMATS``).
+    error, to be caught when the configuration is loaded (check ``fmt in TRANSFORMS``).
     """
     line = record.message
     # 0.0, the Record default, means the source did not say: the parsers then use the current time.
@@ -90,11 +91,11 @@ def normalize(record: Record, fmt: str = "auto") -> Event:
             reason = "empty line" if not line.strip() else "line matches no known log format"
             mark_parse_failure(event, f"{reason} (syslog, apache_access, apache_error, nginx_error, auditd)")
         else:
-            event = FORMATS[shape.lastgroup](line, received=received)
+            event = TRANSFORMS[shape.lastgroup](line, received=received)
     else:
-        parser = FORMATS.get(fmt)
+        parser = TRANSFORMS.get(fmt)
         if parser is None:
-            raise ValueError(f"unknown log format {fmt!r}: expected 'auto' or one of {', '.join(FORMATS)}")
+            raise ValueError(f"unknown log format {fmt!r}: expected 'auto' or one of {', '.join(TRANSFORMS)}")
         event = parser(line, received=received)
 
     meta = event.setdefault("event", {})

@@ -19,7 +19,7 @@ from secmon.auth.limits import KeyRateLimiter, retry_after
 from secmon.collect.sources.http.body import read_body
 from secmon.collect.sources.settings import HttpSourceSettings
 from secmon.collect.topology import Agency, Pipeline, SourceContext
-from secmon.collect.transforms.normalize import FORMATS
+from secmon.collect.transforms.normalize import TRANSFORMS
 from secmon.collect.transforms.parse_json import load_json_object
 from secmon.events import Event, Record
 from secmon.serving.problems import FORBIDDEN, UNAUTHORIZED, Problem, ProblemType
@@ -90,7 +90,7 @@ class Intake:
 
 def known_formats() -> frozenset[str]:
     """What ``format`` (and ``/ingest/{format}``) may name."""
-    return frozenset({"auto", *FORMATS})
+    return frozenset({"auto", *TRANSFORMS})
 
 
 def json_object(line: str) -> dict[str, Any]:
