@@ -201,9 +201,15 @@ def open_buffer(settings: Settings, directory: Path | None = None) -> DiskBuffer
 
 
 async def stop_sources(sources: dict[str, Source], pipeline: Pipeline) -> None:
-    """Stop the sources, then give the buffer a while to drain; what stays is sent at the next start."""
-    for source in sources.values():
-        await source.stop()
+    """Stop the sources, then give the buffer a while to drain; what stays is sent at the next start.
+
+    The sources stop together, each delivering what already reached it within its ``stop_grace``
+    (so a stop waits for the longest grace, not their sum) while the buffer keeps draining.
+    """
+    outcomes = await asyncio.gather(*(source.stop() for source in sources.values()), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome  # after every other source has stopped
     if not await pipeline.wait_drained(DRAIN_ON_STOP_SECONDS):
         log.warning(
             "Stopping with events still buffered; they are sent at the next start.",

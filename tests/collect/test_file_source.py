@@ -159,6 +159,30 @@ async def test_multiline_messages_are_joined(es: AsyncElasticsearch, names: Inde
     ]
 
 
+async def test_lines_appended_just_before_a_stop_are_stored_with_the_pending_multiline_message(
+    es: AsyncElasticsearch, names: IndexNames, tmp_path: Path
+) -> None:
+    dataset = f"test.file_stop_{secrets.token_hex(3)}"
+    log_file = tmp_path / "app.log"
+    append(log_file, [f"2026-11-24 10:00:0{n} before {n}" for n in range(5)])
+    # No poll and no multi-line timeout comes before the stop: only the stop reads the new lines.
+    settings = file_settings(log_file, dataset, multiline_start=r"^\d{4}-").model_copy(
+        update={"poll_interval": 3600, "multiline_timeout": 3600}
+    )
+    async with running_pipeline(es, names, tmp_path / "buffer") as pipeline:
+        source = FileSource("files", settings, pipeline, tmp_path / "state")
+        await source.start()
+        # The first poll sends the complete messages; the last waits for the line after it.
+        while pipeline.telemetry.value("secmon_component_sent_events_total", component="files") < 4:
+            await asyncio.sleep(0.01)
+        append(log_file, ["2026-11-24 10:01:00 after", "2026-11-24 10:01:01 ERROR boom", "    at a.b.C.d(C.java:10)"])
+        await source.stop()
+    assert await originals(es, names, dataset) == sorted(
+        [f"2026-11-24 10:00:0{n} before {n}" for n in range(5)]
+        + ["2026-11-24 10:01:00 after", "2026-11-24 10:01:01 ERROR boom\n    at a.b.C.d(C.java:10)"]
+    )
+
+
 def test_a_collector_killed_halfway_through_a_file_stores_every_line_exactly_once(
     es_settings: ElasticsearchSettings, names: IndexNames, tmp_path: Path
 ) -> None:

@@ -8,6 +8,9 @@ for, and those the kernel dropped, are counted (``secmon_component_discarded_eve
 reasons ``queue_full`` and ``kernel_drop``), as is what the decoder could not read, under its
 reasons (``tcp_gap``, ``ip_fragment_timeout``, ``dns_malformed`` ...: see
 :class:`~secmon.collect.transforms.packets.DecodeStats`).
+
+A stop ends the capture, then decodes what is queued and reports every open flow, for up to
+``stop_grace`` seconds (a hand-over under way is finished, not cut short).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class CaptureSource:
         self._frames: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
         self._socket: Any = None
         self._stopping = threading.Event()
+        self._pump_stopping = asyncio.Event()
         self._reader: threading.Thread | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -70,14 +74,24 @@ class CaptureSource:
         log.info("Capturing.", component=self.component, interface=self.settings.interface)
 
     async def stop(self) -> None:
+        """Stop capturing; hand over what is queued and the open flows (see the module docstring)."""
+        deadline = asyncio.get_running_loop().time() + self.settings.stop_grace
         self._stopping.set()
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join)
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-        await self._hand_over(final=True)
+        try:
+            async with asyncio.timeout_at(deadline):
+                if self._pump is not None:
+                    self._pump_stopping.set()  # it ends after the hand-over under way, if any
+                    await self._pump
+                await self._hand_over(final=True)
+        except TimeoutError:
+            # The buffer had no room for that long (Elasticsearch away): capture cannot be replayed.
+            log.warning(
+                "Stopping before the captured packets were all handed over; the rest is lost.",
+                component=self.component,
+                grace=self.settings.stop_grace,
+            )
         if self._socket is not None:
             self._socket.close()
         log.info(
@@ -120,7 +134,9 @@ class CaptureSource:
 
     async def _pump_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.flush_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pump_stopping.wait(), self.settings.flush_interval)
+                return  # stopping: stop() hands over what is left
             try:
                 await self._hand_over(final=False)
             except Exception as exc:  # a decoder bug must not end the capture

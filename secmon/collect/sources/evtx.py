@@ -36,6 +36,7 @@ import orjson
 from secmon.collect.sources import SourceEnvironment
 from secmon.collect.sources.checkpoints import load_checkpoints, matching_paths, save_checkpoints
 from secmon.collect.sources.settings import EvtxSourceSettings
+from secmon.collect.sources.stopping import finish_within
 from secmon.collect.topology import Agency, Pipeline, SourceContext
 from secmon.errors import IngestError
 from secmon.events import Record
@@ -383,25 +384,31 @@ class EvtxSource:
         self._last_read: dict[str, tuple[int, int, int, int]] = {}  # path: the same, when it was last read
         self._changing_since: dict[str, float] = {}  # path: when it was first seen changing, unread
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"evtx-source-{self.component}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Finish the file being read, for up to ``stop_grace`` seconds; files not begun are read at the next start."""
+        await finish_within(
+            self._task,
+            self._stopping,
+            self.settings.stop_grace,
+            component=self.component,
+            cut_short="Stopping before an EVTX file was read to its end; it is read at the next start.",
+        )
         self._save_checkpoints()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.poll()
             except Exception as exc:  # a bug on one poll must not end the source: log, count, poll again
                 self.pipeline.telemetry.errors.labels(self.component, "read").inc()
                 log.error("Polling EVTX files failed.", component=self.component, error=repr(exc))
-            await asyncio.sleep(self.settings.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
 
     async def poll(self) -> int:
         """Read the files that changed and then settled; returns the number of records submitted."""
@@ -423,6 +430,8 @@ class EvtxSource:
                 since = self._changing_since.setdefault(path, time.monotonic())
                 if time.monotonic() - since < _MAX_SETTLE_WAIT:
                     continue
+            if self._stopping.is_set():
+                continue  # stopping: a file not begun is read at the next start
             self._changing_since.pop(path, None)
             submitted += await self._read(Path(path), stat)
             self._last_read[path] = signature
@@ -479,7 +488,9 @@ class EvtxSource:
     def _record(self, current: _Pass, record: EvtxRecord) -> Record:
         # Message and origin as `secmon import evtx` makes them, so live and imported events are the same.
         origin = {"log": {"file": {"path": str(current.path)}}}
-        return Record(orjson.dumps(record.event).decode(), origin, time.time(), key=f"{current.key}:{record.record_id}")
+        key = f"{current.key}:{record.record_id}"
+        # The JSON is the content the id is made of, and event.original; the parser takes the object.
+        return Record(orjson.dumps(record.event).decode(), origin, time.time(), key=key, document=record.event)
 
     async def _report(self, current: _Pass, checkpoint: dict[str, Any], failures: list[EvtxReadFailure]) -> None:
         """Dead-letter the damage the reader found, each piece once across passes and restarts."""

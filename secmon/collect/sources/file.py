@@ -9,6 +9,9 @@ Each line's record key is ``dev:inode:generation:offset`` (the generation counts
 so its document id never changes: the
 checkpoint (the offset up to which lines are durable in the buffer) is written after the
 pipeline accepted them, and lines read again after a crash land on the ids they had.
+
+A stop reads the files to their current end and sends a pending multi-line message, for up to
+``stop_grace`` seconds; what a stop cuts short is read at the next start, from the checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, BinaryIO
 from secmon.collect.sources import SourceEnvironment
 from secmon.collect.sources.checkpoints import load_checkpoints, matching_paths, save_checkpoints
 from secmon.collect.sources.settings import FileSourceSettings
+from secmon.collect.sources.stopping import finish_within
 from secmon.collect.sources.syslog import TRUNCATED_TAG
 from secmon.collect.topology import Agency, Pipeline, SourceContext
 from secmon.events import Event, Record
@@ -85,30 +89,40 @@ class FileSource:
         self._checkpoints = load_checkpoints(self.checkpoint_path)
         self._first_scan = True
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"file-source-{self.component}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Read what the files hold now (see the module docstring), then close them."""
+        await finish_within(
+            self._task,
+            self._stopping,
+            self.settings.stop_grace,
+            component=self.component,
+            cut_short="Stopping before the files were read to their end; the rest is read at the next start.",
+        )
         self._save_checkpoints()
         for followed in self._files.values():
             followed.handle.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self.poll()
-            await asyncio.sleep(self.settings.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+        await self.poll(final=True)
 
-    async def poll(self) -> int:
-        """Look for new files and new data once; returns the number of lines submitted."""
+    async def poll(self, *, final: bool = False) -> int:
+        """Look for new files and new data once; returns the number of lines submitted.
+
+        ``final``: the last poll before a stop, which sends a pending multi-line message whatever its age.
+        """
         self._discover()
         submitted = 0
         for followed in list(self._files.values()):
-            submitted += await self._read(followed)
+            submitted += await self._read(followed, final=final)
         self._save_checkpoints()
         return submitted
 
@@ -154,7 +168,7 @@ class FileSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _read(self, followed: _Followed) -> int:
+    async def _read(self, followed: _Followed, *, final: bool = False) -> int:
         handle = followed.handle
         size = os.fstat(handle.fileno()).st_size
         length, digest = followed.fingerprint
@@ -173,7 +187,7 @@ class FileSource:
             if not chunk:
                 break
             submitted += await self._submit(followed, self._split(followed, chunk))
-        submitted += await self._flush_multiline(followed, force=followed.gone_since is not None)
+        submitted += await self._flush_multiline(followed, force=final or followed.gone_since is not None)
         if followed.fingerprint[0] < _FINGERPRINT_BYTES:
             followed.fingerprint = _fingerprint(handle)  # the file grew: fingerprint more of it
         if followed.gone_since is not None and time.monotonic() - followed.gone_since > _GONE_GRACE:

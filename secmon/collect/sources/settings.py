@@ -30,7 +30,20 @@ class _SourceSettings(BaseModel):
     dataset: str | None = Field(None, description="Force event.dataset (else the parser decides).")
 
 
-class SyslogSourceSettings(_SourceSettings):
+class _DrainedSourceSettings(_SourceSettings):
+    """A source that, on stop, first delivers what is already on its way to it."""
+
+    stop_grace: float = Field(
+        3.0,
+        ge=0,
+        description="Seconds a stop gives this source to deliver what already reached it: TCP and TLS "
+        "connections are read until their sender closes them (those still open then are closed), files are read "
+        "to their current end (a pending multi-line message included), an EVTX file being read is finished, "
+        "queued packets are decoded. What the buffer then holds is sent to Elasticsearch.",
+    )
+
+
+class SyslogSourceSettings(_DrainedSourceSettings):
     """Syslog over UDP, TCP (RFC 6587 octet counting or newline framing) or TLS."""
 
     type: Literal["syslog"] = "syslog"
@@ -45,7 +58,7 @@ class SyslogSourceSettings(_SourceSettings):
     tls_client_ca: Path | None = Field(None, description="Require client certificates signed by this CA (mode tls).")
 
 
-class FileSourceSettings(_SourceSettings):
+class FileSourceSettings(_DrainedSourceSettings):
     """Files followed as they grow: globs, rotation by rename or copytruncate, checkpoints."""
 
     type: Literal["file"] = "file"
@@ -66,7 +79,7 @@ class FileSourceSettings(_SourceSettings):
     max_line_bytes: int = Field(1 << 20, ge=1024, description="Longer lines are cut and tagged _secmon_truncated.")
 
 
-class EvtxSourceSettings(_SourceSettings):
+class EvtxSourceSettings(_DrainedSourceSettings):
     """Windows event log files (.evtx) dropped in a folder: every record once, including records added later.
 
     A file is read once it has stopped changing for one poll (so a copy in progress is not read
@@ -110,7 +123,7 @@ class HttpSourceSettings(_SourceSettings):
     rate_burst: float = Field(10.0, gt=0, description="Seconds of rate_limit a key may send at once.")
 
 
-class CaptureSourceSettings(_SourceSettings):
+class CaptureSourceSettings(_DrainedSourceSettings):
     """Live packet capture on one interface (AF_PACKET): flow, DNS, HTTP, TLS, ICMP and ARP events.
 
     Needs root or CAP_NET_RAW; a BPF filter needs libpcap (Debian: libpcap0.8) to compile it.

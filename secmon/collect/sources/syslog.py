@@ -4,15 +4,24 @@ TCP and TLS frames are either octet-counted (``<length> <message>``) or newline-
 each frame is detected on its own, so a sender may mix them. A TCP sender is backpressured:
 while the pipeline cannot take more, the source stops reading its socket. UDP cannot push back,
 so datagrams that do not fit in the buffer are dropped and counted.
+
+A stop loses nothing that reached secmon in time: it stops accepting, reads the datagrams already
+queued on the UDP socket, and reads each open connection until its sender closes it, for up to
+``stop_grace`` seconds. The connections still open then are closed; what was read from them is
+submitted if the buffer has room (the rest is dropped and counted), and a message the close cut
+short is kept, tagged ``_secmon_truncated``. A TLS connection still in its handshake when the stop
+begins is seen only once the handshake is done, so it is waited for only if others still are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from secmon.collect.sources import SourceEnvironment
 from secmon.collect.sources.settings import SyslogSourceSettings
@@ -26,6 +35,8 @@ log = get_logger(__name__)
 _OCTET_COUNT = re.compile(rb"([1-9][0-9]{0,9}) (?=<)")
 _PARTIAL_COUNT = re.compile(rb"[1-9][0-9]{0,9} ?\Z")
 TRUNCATED_TAG = "_secmon_truncated"
+_MAX_DATAGRAM = 1 << 16
+_DATAGRAM_BATCH = 1000  # datagrams read on stop are submitted this many at a time
 
 
 def _text(data: bytes) -> str:
@@ -44,18 +55,21 @@ class SyslogSource:
         self.context = SourceContext(component, settings.format, agency, settings.dataset)
         self._server: asyncio.AbstractServer | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._datagrams: _Datagrams | None = None
+        self._connections: set[_Connection] = set()
+        self._grace_over = False  # stop's grace has run out: no more waiting for buffer room
         self.address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         """Bind and start receiving; ``self.address`` is then the bound (host, port)."""
         host, _, port = self.settings.address.rpartition(":")
         loop = asyncio.get_running_loop()
+        self._grace_over = False
         if self.settings.mode == "udp":
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self._on_datagrams), local_addr=(host, int(port))
             )
-            self._transport = transport
+            self._transport, self._datagrams = transport, protocol
             self.address = transport.get_extra_info("sockname")[:2]
         else:
             tls = self._tls_context() if self.settings.mode == "tls" else None
@@ -64,15 +78,41 @@ class SyslogSource:
         log.info("Listening.", component=self.component, mode=self.settings.mode, address=self.address)
 
     async def stop(self) -> None:
-        """Stop accepting; messages already read are submitted before the connections close."""
-        if self._transport is not None:
+        """Stop accepting, deliver what already reached the source (see the module docstring), then close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.stop_grace
+        if self._transport is not None and self._datagrams is not None:
+            self._datagrams.flush()
+            self._read_queued_datagrams(deadline)
             self._transport.close()
+            self._transport = self._datagrams = None
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._wait_for_connections(deadline)
+            self._grace_over = True
+            if self._connections:
+                log.info(
+                    "Closing the syslog connections still open after the stop's grace.",
+                    component=self.component,
+                    connections=len(self._connections),
+                    grace=self.settings.stop_grace,
+                )
+            for connection in self._connections:
+                connection.close_now()
+            # Closed, they end at once: what they still hold no longer waits for buffer room.
+            await self._wait_for_connections(None)
             await self._server.wait_closed()
+            self._server = None
+
+    async def _wait_for_connections(self, deadline: float | None) -> None:
+        """Until every connection has ended (including any accepted meanwhile), or ``deadline`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)  # a connection accepted on this turn of the loop starts serving first
+        while pending := [connection.task for connection in self._connections if not connection.task.done()]:
+            timeout = None if deadline is None else deadline - loop.time()
+            if timeout is not None and timeout <= 0:
+                return
+            await asyncio.wait(pending, timeout=timeout)
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -91,12 +131,37 @@ class SyslogSource:
         records = [Record(_text(data), _origin(peer, "udp"), now) for data, peer in datagrams]
         self.pipeline.submit_nowait(records, self.context)
 
+    def _read_queued_datagrams(self, deadline: float) -> None:
+        """Submit the datagrams the socket received but the event loop has not read yet (until ``deadline``)."""
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        # A duplicate reads the same queue: the transport's own socket offers no recvfrom. It is
+        # non-blocking like the original, and nothing else reads meanwhile (no await).
+        queued: socket.socket = self._transport.get_extra_info("socket").dup()
+        batch: list[tuple[bytes, tuple[str, int]]] = []
+        with queued:
+            while loop.time() < deadline:
+                try:
+                    data, peer = queued.recvfrom(_MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                batch.append((data, peer))
+                if len(batch) >= _DATAGRAM_BATCH:
+                    self._on_datagrams(batch)
+                    batch = []
+        if batch:
+            self._on_datagrams(batch)
+
     # -- TCP and TLS -----------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        connection = _Connection(task, writer)
+        if self._grace_over:  # accepted just as the stop closed the others
+            connection.close_now()
+            return
+        self._connections.add(connection)
         peer = writer.get_extra_info("peername")[:2]
         # One origin per connection, shared by its records (normalization copies what it takes).
         whole, cut_short = _origin(peer, self.settings.mode), _origin(peer, self.settings.mode, cut=True)
@@ -107,17 +172,54 @@ class SyslogSource:
                 if frames:
                     now = time.time()
                     records = [Record(_text(frame), cut_short if cut else whole, now) for frame, cut in frames]
-                    # Waiting here is the backpressure: nothing more is read until it fits.
-                    await self.pipeline.submit(records, self.context)
+                    await self._submit(connection, records)
             if last := framing.finish():
                 message, cut = last
+                # A message whose end the stop's close kept from arriving is kept as far as it came.
+                cut = cut or connection.closed_by_stop
                 record = Record(_text(message), cut_short if cut else whole, time.time())
-                await self.pipeline.submit([record], self.context)
+                await self._submit(connection, [record])
         except (ConnectionError, ssl.SSLError) as exc:
             log.info("A syslog connection broke.", component=self.component, peer=peer, error=exc)
         finally:
+            self._connections.discard(connection)
             writer.close()
-            self._connections.discard(task)
+
+    async def _submit(self, connection: _Connection, records: list[Record]) -> None:
+        """Submit, waiting for buffer room (the backpressure: nothing more is read until it fits).
+
+        Once the stop's grace is over, nothing waits: what does not fit is dropped and counted.
+        """
+        if self._grace_over:
+            self.pipeline.submit_nowait(records, self.context)
+            return
+        waiting = connection.waiting = asyncio.timeout(None)  # stop() may end it: see _Connection.close_now
+        try:
+            async with waiting:
+                await self.pipeline.submit(records, self.context)
+        except TimeoutError:
+            if not waiting.expired():
+                raise
+            self.pipeline.telemetry.discarded.labels(self.component, "buffer_full").inc(len(records))
+        finally:
+            connection.waiting = None
+
+
+@dataclass(slots=True, eq=False)  # each one is itself: a set holds the open ones
+class _Connection:
+    """An open TCP or TLS connection: the task reading it, its stream, and what it may be waiting for."""
+
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter
+    waiting: asyncio.Timeout | None = None  # while it waits for buffer room
+    closed_by_stop: bool = False
+
+    def close_now(self) -> None:
+        """Close the socket (the reader then gets what was received, then the end) and stop waiting for room."""
+        self.closed_by_stop = True
+        self.writer.transport.abort()
+        if self.waiting is not None:
+            self.waiting.reschedule(asyncio.get_running_loop().time())  # expires at the next turn of the loop
 
 
 def _origin(peer: tuple[str, int], transport: str, *, cut: bool = False) -> Event:
@@ -220,12 +322,14 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if not self._batch:
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._batch.append((data, addr))
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Hand over the datagrams gathered so far (at the end of the loop turn, or on stop)."""
         batch, self._batch = self._batch, []
-        self._deliver(batch)
+        if batch:
+            self._deliver(batch)
 
 
 def build(component: str, settings: SyslogSourceSettings, environment: SourceEnvironment) -> SyslogSource:
