@@ -34,6 +34,7 @@ from secmon.log import get_logger
 from secmon.store.errors import error_reason
 from secmon.store.indices import ensure_index
 from secmon.store.names import IndexNames
+from secmon.timestamps import datetime_to_iso_millis
 
 log = get_logger(__name__)
 
@@ -151,7 +152,7 @@ class KeyStore:
             "name": key.name,
             "role": key.role.value,
             "agencies": list(key.agencies),
-            "created": _iso(created),
+            "created": datetime_to_iso_millis(created),
             "revoked": False,
             "secret_sha256": _digest(secret),
         }
@@ -205,7 +206,7 @@ class KeyStore:
                 await self._client.update(
                     index=self.index,
                     id=key_id,
-                    doc={"revoked": True, "revoked_at": _iso(datetime.now(UTC))},
+                    doc={"revoked": True, "revoked_at": datetime_to_iso_millis(datetime.now(UTC))},
                     refresh="wait_for",
                 )
             except NotFoundError:
@@ -275,7 +276,3 @@ def _key(key_id: str, source: dict[str, Any]) -> ApiKey:
         created=datetime.fromisoformat(source["created"]),
         revoked=bool(source.get("revoked", False)),
     )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")

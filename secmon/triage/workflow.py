@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from secmon.errors import SecmonError
+from secmon.timestamps import datetime_to_iso_millis
 
 
 class Status(StrEnum):
@@ -108,7 +109,7 @@ def apply(current: Mapping[str, Any], change: TriageChange, *, actor: str, at: d
     _set(applied, "status", status.value, new_status.value)
     _set(applied, "resolution", resolution, new_resolution)
     if new_status is Status.CLOSED and status is not Status.CLOSED:
-        applied.partial["closed"] = _iso(at)
+        applied.partial["closed"] = datetime_to_iso_millis(at)
     if change.assignee is not None:
         _set(applied, "assignee", current.get("assignee"), change.assignee.strip() or None)
     if change.add_tags or change.remove_tags:
@@ -123,10 +124,10 @@ def apply(current: Mapping[str, Any], change: TriageChange, *, actor: str, at: d
     if change.note:
         if len(change.note) > MAX_NOTE_CHARS:
             raise TriageError(f"a note has at most {MAX_NOTE_CHARS} characters")
-        applied.note = {"at": _iso(at), "by": actor, "text": change.note}
+        applied.note = {"at": datetime_to_iso_millis(at), "by": actor, "text": change.note}
         applied.changes.append(FieldChange("notes", None, change.note))
     if applied.changes:
-        applied.partial["updated"] = _iso(at)
+        applied.partial["updated"] = datetime_to_iso_millis(at)
         applied.partial["updated_by"] = actor
     return applied
 
@@ -135,7 +136,3 @@ def _set(applied: Applied, name: str, before: Any, after: Any) -> None:
     if before != after:
         applied.partial[name] = after
         applied.changes.append(FieldChange(name, before, after))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
