@@ -20,8 +20,7 @@ from elasticsearch import AsyncElasticsearch
 from secmon.api import ApiServices, create_app
 from secmon.auth import KeyStore
 from secmon.collect.buffer import DiskBuffer
-from secmon.collect.sinks.elasticsearch import BulkWriter
-from secmon.collect.sinks.forward import Forwarder
+from secmon.collect.sinks import Sink, SinkEnvironment, build_sink
 from secmon.collect.sources import Source, SourceEnvironment, build_source
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
@@ -46,7 +45,7 @@ class Running:
     settings: Settings
     client: AsyncElasticsearch
     pipeline: Pipeline
-    writer: BulkWriter
+    writer: Sink  # the Elasticsearch sink
     keys: KeyStore
     sources: dict[str, Source]
     detection: DetectionStage | None = None
@@ -96,7 +95,7 @@ async def running_service(
         await keys.ensure_index()
         version, health = await cluster_health(client)
         log.info("Elasticsearch ready.", url=cluster_url(settings.elasticsearch), version=version, health=health)
-        async with BulkWriter(client, settings.writer, names) as writer:
+        async with build_sink(settings, SinkEnvironment(names, client)) as writer:
             tasks = [
                 asyncio.create_task(pipeline.drain(writer, batch_size=settings.writer.batch_size), name="drain"),
                 asyncio.create_task(retention_loop(client, names, settings.retention), name="retention"),
@@ -149,7 +148,7 @@ class Forwarding:
 
     settings: Settings
     pipeline: Pipeline
-    forwarder: Forwarder
+    forwarder: Sink  # the forward sink
     sources: dict[str, Source]
 
 
@@ -165,9 +164,8 @@ async def forwarding_service(settings: Settings) -> AsyncIterator[Forwarding]:
     pipeline = Pipeline(names, buffer, telemetry)
     stop_metrics = telemetry.serve(settings.metrics.address) if settings.metrics.address else None
     sources: dict[str, Source] = {}
-    deadletter = settings.state_dir / "deadletter.ndjson"  # what the central refuses, with the reason
     try:
-        async with Forwarder(settings.forward, deadletter, frozenset({names.deadletter})) as forwarder:
+        async with build_sink(settings, SinkEnvironment(names)) as forwarder:
             batch_size = settings.forward.batch_size
             drain = asyncio.create_task(pipeline.drain(forwarder, batch_size=batch_size), name="drain")
             try:

@@ -27,6 +27,7 @@ from typing import Protocol
 import orjson
 
 from secmon.collect.buffer import DiskBuffer, Position
+from secmon.collect.sinks import Sink
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.transforms.chain import TransformChain
 from secmon.events import PARSE_FAILURE_TAG, Event, Record, set_field
@@ -68,17 +69,6 @@ class Stage(Protocol):
     def __call__(self, events: Sequence[Document]) -> list[Document]: ...
 
     def buffered(self, added: Sequence[Document]) -> None: ...
-
-
-class Sink(Protocol):
-    """Where the drain sends documents: the :class:`~secmon.store.BulkWriter` into Elasticsearch,
-    or, on a collector-only agency, the :class:`~secmon.collect.sinks.forward.Forwarder` to a central secmon.
-
-    ``write`` returns each document's outcome, in order, once every one is final; it retries
-    what can be retried for as long as it takes and never raises for a document.
-    """
-
-    async def write(self, docs: Sequence[Document]) -> list[Outcome]: ...
 
 
 class Pipeline:

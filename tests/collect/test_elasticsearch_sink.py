@@ -9,23 +9,13 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 
-from secmon.bench.events import synthetic_events
 from secmon.collect.sinks.elasticsearch import BulkWriter
 from secmon.config import ElasticsearchSettings, WriterSettings
 from secmon.store import Document, IndexNames, Outcome, connect, document_id
+from tests.support.events import event_docs
 from tests.support.proxy import AnswerLosingProxy
 
 FAST_RETRIES = WriterSettings(retry_initial=0.05, retry_max=0.5)  # type: ignore[call-arg]
-
-
-def event_docs(names: IndexNames, count: int, dataset: str) -> list[Document]:
-    """``count`` events of ``dataset``, each with its own deterministic id."""
-    run = secrets.token_hex(4)
-    docs = []
-    for n, event in enumerate(synthetic_events(count)):
-        event["event"]["dataset"] = dataset
-        docs.append(Document(names.events(dataset), document_id(run, n), event))
-    return docs
 
 
 async def stored_ids(es: AsyncElasticsearch, index: str) -> list[str]:
