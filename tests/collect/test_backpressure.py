@@ -12,6 +12,7 @@ from secmon.collect.sources.syslog import SyslogSource
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
 from secmon.store import IndexNames
+from tests.support.wait import until
 
 LINE = b"<13>Nov 24 10:00:00 host app: " + b"x" * 200 + b"\n"
 
@@ -48,8 +49,7 @@ async def test_a_full_buffer_stops_reading_tcp_so_the_sender_is_pushed_back(tmp_
     # Once the buffer drains, reading resumes.
     _, end = pipeline.buffer.read(10_000, 1 << 30)
     pipeline.buffer.acknowledge(end)
-    await asyncio.sleep(0.2)
-    assert pipeline.buffer.pending_bytes > 0, "reading should resume once there is room"
+    await until(lambda: pipeline.buffer.pending_bytes, "reading to resume once there is room")
     sender.close()
     await source.stop()
     pipeline.buffer.close()

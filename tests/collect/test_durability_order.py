@@ -29,6 +29,7 @@ from secmon.detection.alerts import ALERTS_COMPONENT
 from secmon.detection.stage import DetectionStage
 from secmon.store import IndexNames, Outcome
 from tests.support.pipeline import search_all
+from tests.support.wait import until, until_at_least
 
 RULE = """
 title: SSH password failure for root
@@ -56,13 +57,6 @@ def failure(second: int, user: str = "root") -> bytes:
 FILLER = failure(0, user="rooo")
 
 
-async def wait_for(what: str, condition: Any, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_hit_dropped_by_a_full_buffer_is_neither_notified_nor_grown_later(
     es: AsyncElasticsearch, names: IndexNames, tmp_path: Path
 ) -> None:
@@ -87,7 +81,7 @@ async def test_a_hit_dropped_by_a_full_buffer_is_neither_notified_nor_grown_late
         received = counted("secmon_component_received_events_total")
         dropped = counted("secmon_component_discarded_events_total", reason="buffer_full")
         sender.sendto(datagram, source.address)
-        await wait_for("the datagram", lambda: counted("secmon_component_received_events_total") > received)
+        await until(lambda: counted("secmon_component_received_events_total") > received, "the datagram")
         return counted("secmon_component_discarded_events_total", reason="buffer_full") > dropped
 
     # Elasticsearch is away (nothing drains): fill the buffer until it drops a lone datagram.
@@ -106,9 +100,7 @@ async def test_a_hit_dropped_by_a_full_buffer_is_neither_notified_nor_grown_late
             sent_before = counted("secmon_component_sent_events_total")
             for second in (2, 3):
                 sender.sendto(failure(second), source.address)
-            await wait_for(
-                "both hits to be buffered", lambda: counted("secmon_component_sent_events_total") >= sent_before + 2
-            )
+            await until_at_least(lambda: counted("secmon_component_sent_events_total"), sent_before + 2, "both hits")
             assert await pipeline.wait_drained(60)
         finally:
             drain.cancel()

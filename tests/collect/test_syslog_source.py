@@ -20,6 +20,7 @@ from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
+from tests.support.wait import until_at_least
 
 RFC5424 = (
     "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
@@ -59,8 +60,8 @@ async def connect(
 
 async def received(pipeline: Pipeline, component: str, count: int) -> None:
     """Wait until ``component`` has handed ``count`` records to the pipeline."""
-    while pipeline.telemetry.value("secmon_component_received_events_total", component=component) < count:
-        await asyncio.sleep(0.01)
+    counted = lambda: pipeline.telemetry.value("secmon_component_received_events_total", component=component)  # noqa: E731
+    await until_at_least(counted, count, f"{component}'s records")
 
 
 async def test_udp_datagrams_are_stored_with_the_sender_and_agency(
@@ -76,7 +77,7 @@ async def test_udp_datagrams_are_stored_with_the_sender_and_agency(
             sender.sendto((RFC5424 if n % 2 else RFC3164).format(n=n).encode(), source.address)
             if n % 50 == 0:
                 await asyncio.sleep(0.01)  # let the loop read: a real sender is not this bursty
-        await asyncio.sleep(0.3)
+        await received(pipeline, "udp-in", 200)
         await source.stop()
         sender_port = sender.getsockname()[1]
         sender.close()
@@ -104,7 +105,7 @@ async def test_tcp_streams_are_split_into_messages_and_stored_once(
             writer.write(data + b"\n" if framing == "newline" else b"%d %b" % (len(data), data))
         await writer.drain()
         writer.close()
-        await asyncio.sleep(0.3)
+        await received(pipeline, "tcp-in", len(messages))
         await source.stop()
     events = await search_all(es, names.events(dataset))
     assert sorted(e["event"]["original"] for e in events) == sorted(messages)  # type: ignore[index]
@@ -131,7 +132,7 @@ async def test_malformed_input_is_stored_as_well_as_it_can_be_and_the_source_kee
         second.write(b"<13>Oct 11 22:14:15 host app: still listening\n")
         await second.drain()
         second.close()
-        await asyncio.sleep(0.3)
+        await received(pipeline, "tcp-bad", 5)
         await source.stop()
     events = await search_all(es, names.events(dataset))
     originals = {e["event"]["original"]: e for e in events}  # type: ignore[index]
@@ -163,7 +164,7 @@ async def test_tls_syslog_is_received(
             writer.write(RFC3164.format(n=n).encode() + b"\n")
         await writer.drain()
         writer.close()
-        await asyncio.sleep(0.3)
+        await received(pipeline, "tls-in", 50)
         await source.stop()
     assert len(await search_all(es, names.events(dataset))) == 50
 
