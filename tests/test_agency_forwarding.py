@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from secmon.config import ElasticsearchSettings, ForwardSettings
 from secmon.serving import AsgiServer
 from secmon.store import Document, IndexNames, Outcome
 from tests.support.pipeline import count_stored, search_all
+from tests.support.wait import until
 
 OPENSSH = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "logs" / "loghub_OpenSSH_2k.log"
 
@@ -191,16 +191,18 @@ async def test_an_agency_forwards_every_line_exactly_once_through_kills_of_both_
     )
     index = names.events(dataset)
 
-    async def until(condition: int, what: str, seconds: float = 180) -> None:
-        deadline = time.monotonic() + seconds
-        while (count := await count_stored(es, index)) < condition:
-            assert time.monotonic() < deadline, f"{what}: {count} of {condition} stored (logs in {tmp_path})"
-            await asyncio.sleep(0.1)
+    async def stored(minimum: int, what: str) -> None:
+        await until(
+            lambda: count_stored(es, index),
+            lambda: f"{minimum} events stored {what} (logs in {tmp_path})",
+            done=lambda count: count >= minimum,
+            timeout=180,
+        )
 
     key_env = {"SECMON_FORWARD__API_KEY": secret}  # the key comes from the environment, as with systemd
     processes = [start(central, tmp_path / "central.log"), start(agency_config, tmp_path / "agency.log", **key_env)]
     try:
-        await until(len(first) // 8, "before the central is killed")
+        await stored(len(first) // 8, "before the central is killed")
         kill(processes[0])  # mid-stream, as far as the agency knows: its requests now fail
         with log_file.open("a") as handle:
             handle.writelines(line + "\n" for line in second)
@@ -208,7 +210,7 @@ async def test_an_agency_forwards_every_line_exactly_once_through_kills_of_both_
         kill(processes[1])
         processes[1] = start(agency_config, tmp_path / "agency.log", **key_env)
         processes[0] = start(central, tmp_path / "central.log")
-        await until(len(lines), "after both restarted")
+        await stored(len(lines), "after both restarted")
         await asyncio.sleep(2)  # a duplicate would show by now
         events = await search_all(es, index)
         assert sorted(event["event"]["original"] for event in events) == sorted(lines)  # type: ignore[index]

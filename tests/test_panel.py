@@ -14,20 +14,13 @@ from secmon.config import ElasticsearchSettings, Settings
 from secmon.demo import replay
 from secmon.log import get_logger
 from secmon.service import Running, running_service
+from tests.support.wait import until
 
 FAILURES = [
     f"<38>Dec 10 06:55:{10 + n:02d} LabSZ sshd[{24200 + n}]: Failed password for invalid user webmaster "
     f"from 173.234.31.186 port {38926 + n} ssh2\n"
     for n in range(10)
 ]
-
-
-async def until(check: object, what: str, seconds: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not check():  # type: ignore[operator]
-        assert loop.time() < deadline, f"{what} did not happen within {seconds} s"
-        await asyncio.sleep(0.1)
 
 
 def shown(panel: StatusPanel) -> str:

@@ -18,6 +18,7 @@ from secmon.collect.sources.settings import FileSourceSettings
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
+from tests.support.wait import until_at_least
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 OPENSSH = DATASETS / "logs" / "loghub_OpenSSH_2k.log"
@@ -173,8 +174,8 @@ async def test_lines_appended_just_before_a_stop_are_stored_with_the_pending_mul
         source = FileSource("files", settings, pipeline, tmp_path / "state")
         await source.start()
         # The first poll sends the complete messages; the last waits for the line after it.
-        while pipeline.telemetry.value("secmon_component_sent_events_total", component="files") < 4:
-            await asyncio.sleep(0.01)
+        sent = lambda: pipeline.telemetry.value("secmon_component_sent_events_total", component="files")  # noqa: E731
+        await until_at_least(sent, 4, "the complete messages")
         append(log_file, ["2026-11-24 10:01:00 after", "2026-11-24 10:01:01 ERROR boom", "    at a.b.C.d(C.java:10)"])
         await source.stop()
     assert await originals(es, names, dataset) == sorted(

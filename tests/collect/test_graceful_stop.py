@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import yaml
@@ -25,6 +24,7 @@ from elasticsearch import AsyncElasticsearch
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
 from tests.support.pipeline import count_stored, search_all
+from tests.support.wait import until
 
 # Generous, so that a loaded machine reads what is in the socket buffers in time; the stop takes
 # this long, because the sender never closes its connection.
@@ -98,11 +98,11 @@ async def test_sigterm_while_a_tcp_sender_writes_stores_every_line_it_wrote_and_
         async def busy() -> bool:
             return await count_stored(es, index) >= STORED_BEFORE_SIGTERM
 
-        assert await _eventually(listening, 90)
+        await until(listening, "secmon listening", timeout=90)
         assert service.returncode is None, log_path.read_text()
         sender = Sender(port)
         sender.start()
-        assert await _eventually(busy, 120), log_path.read_text()
+        await until(busy, lambda: f"the sender to be busy; secmon's log: {log_path.read_text()}", timeout=120)
         sender.stop_writing.set()
         service.send_signal(signal.SIGTERM)  # the sender may be inside a sendall: it counts once it returns
         returncode = await asyncio.wait_for(service.wait(), STOP_GRACE + 120)
@@ -134,12 +134,3 @@ async def _listening(port: int) -> bool:
         return False
     writer.close()
     return True
-
-
-async def _eventually(condition: Callable[[], Awaitable[bool]], seconds: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        if await condition():
-            return True
-        await asyncio.sleep(0.1)
-    return False

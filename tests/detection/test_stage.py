@@ -14,6 +14,7 @@ from secmon.detection.stage import DetectionStage
 from secmon.events import Record
 from secmon.store import IndexNames
 from tests.support.pipeline import running_pipeline, search_all
+from tests.support.wait import until
 
 FAILED_ROOT_RULE = """
 title: SSH password failure for root
@@ -114,10 +115,7 @@ async def test_rules_reload_while_running(es: AsyncElasticsearch, names: IndexNa
         async with running_pipeline(es, names, tmp_path / "buffer", stages=[stage]) as pipeline:
             await pipeline.submit([sshd_failure("reload-host", 1)], context)
             write_rule(rules, "ssh.yml", FAILED_ROOT_RULE.replace("5d0c6f4e", "6e1d7a5f"))
-            for _ in range(100):
-                if any(r.id.startswith("6e1d7a5f") for r in stage.detector.rules):
-                    break
-                await asyncio.sleep(0.1)
+            await until(lambda: any(r.id.startswith("6e1d7a5f") for r in stage.detector.rules), "the rules to reload")
             await pipeline.submit([sshd_failure("reload-host", 2)], context)
     finally:
         watcher.cancel()
