@@ -83,6 +83,45 @@ class LocalNodeSettings(_Section):
     start_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the node to become healthy.")
 
 
+class LocalKafkaSettings(_Section):
+    """The Kafka broker secmon runs itself on loopback: one combined broker and KRaft controller.
+
+    Standalone for now: ``secmon kafka`` and the tests build it from their options; the scale-out
+    mode (issue 15) will name it in the configuration file.
+    """
+
+    version: str = Field(
+        "4.4.0",
+        description="Kafka version to fetch: the org.apache.kafka:kafka_2.13 jars and their dependencies on Maven.",
+    )
+    home: Path = Field(
+        default_factory=lambda: default_cache_dir() / "kafka",
+        description="Cache folder for the downloaded jars and the broker's data, logs and config.",
+    )
+    host: str = Field("127.0.0.1", description="Address the broker and its controller bind; keep it on loopback.")
+    port: int = Field(9092, ge=1, le=65535, description="Port of the broker's client listener (bootstrap server).")
+    controller_port: int = Field(9093, ge=1, le=65535, description="Port of the KRaft controller listener.")
+    heap: str = Field("512m", pattern=r"^\d+[kmg]$", description="JVM heap (-Xms and -Xmx), e.g. 256m or 1g.")
+    java_home: Path | None = Field(
+        None,
+        description="JDK to run the broker with (17 or newer); defaults to KAFKA_JAVA_HOME, then JAVA_HOME, "
+        "then the system java.",
+    )
+    run_as: str = Field(
+        "secmon-es",
+        description="When secmon runs as root, the broker runs as this user, the same one as the local "
+        "Elasticsearch node (created as a system user if missing).",
+    )
+    start_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the broker to answer.")
+    stop_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a clean shutdown before killing it.")
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> LocalKafkaSettings:
+        if self.port == self.controller_port:
+            raise ValueError("port and controller_port must differ")
+        return self
+
+
 class ElasticsearchSettings(_Section):
     """How secmon reaches Elasticsearch."""
 

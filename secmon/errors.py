@@ -5,6 +5,7 @@ Classes are defined here unless a [module] follows them (their subclasses then l
     SecmonError
     ├── ConfigError          an invalid configuration file or environment override
     ├── NodeError            the local Elasticsearch node cannot be fetched, started or stopped
+    │   └── BrokerError          the local Kafka broker cannot be fetched, started or stopped
     ├── StoreError           Elasticsearch refused an administrative call (templates, status)
     │   ├── IndexNotReady        indices whose primary shards did not start in time (named)
     │   └── KeyStoreUnavailable  [secmon.auth.keys] no API key can be checked: Elasticsearch is not answering
@@ -42,6 +43,10 @@ class ConfigError(SecmonError):
 
 class NodeError(SecmonError):
     """The local Elasticsearch node could not be fetched, started or stopped."""
+
+
+class BrokerError(NodeError):
+    """The local Kafka broker could not be fetched, started or stopped (a local node, like Elasticsearch's)."""
 
 
 class StoreError(SecmonError):

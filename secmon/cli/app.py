@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from secmon import __version__, log
-from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, rules, status
+from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, kafka, rules, status
 from secmon.cli.context import console, ensure_cluster, errors, load, run_async
 from secmon.errors import SecmonError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 logger = log.get_logger(__name__)
 app.add_typer(es.app, name="es")
+app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.add_typer(imports.app, name="import")
 app.add_typer(apikey.app, name="apikey")

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import grp
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -31,6 +29,7 @@ from typing import Any
 
 from secmon.config import LocalNodeSettings
 from secmon.errors import NodeError
+from secmon.jvm import find_java_home, process_alive, system_user
 from secmon.log import get_logger
 from secmon.node.distribution import ensure_distribution
 
@@ -100,8 +99,10 @@ class LocalNode:
         self._check_port_free()
         dist = ensure_distribution(self.settings.home, self.settings.version)
         self._prepare_dir(dist)
-        user = self._run_as_user()
-        java_home = self._java_home()
+        user = system_user(self.settings.run_as, "Elasticsearch")
+        java_home = find_java_home(
+            self.settings.java_home, "ES_JAVA_HOME", "Elasticsearch", "elasticsearch.local.java_home"
+        )
         env = {
             **os.environ,
             "ES_PATH_CONF": str(self.dir / "config"),
@@ -148,7 +149,7 @@ class LocalNode:
         log.info("Stopping Elasticsearch.", pid=pid)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while self._alive(pid):
+        while process_alive(pid):
             if time.monotonic() > deadline:
                 log.warning("Elasticsearch did not stop in time; killing it.", timeout=timeout)
                 os.kill(pid, signal.SIGKILL)
@@ -196,18 +197,6 @@ class LocalNode:
         version = local.get("version")
         return NodeStatus(self.url, running=True, pid=pid, version=version, health=health.get("status"))
 
-    @staticmethod
-    def _alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        # A zombie child still answers kill(0); it is gone for our purposes.
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-        except OSError:
-            return False
-
     def _check_port_free(self) -> None:
         try:
             _get_json(f"{self.url}/_cluster/health?timeout=1s")
@@ -238,51 +227,10 @@ class LocalNode:
             "# Written by secmon at every start; edit elasticsearch.local in secmon's config instead.\n"
             + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
         )
-        user = self._run_as_user()
+        user = system_user(self.settings.run_as, "Elasticsearch")
         if user is not None:
             for path in [self.dir, *self.dir.rglob("*")]:
                 os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-
-    def _run_as_user(self) -> pwd.struct_passwd | None:
-        if os.geteuid() != 0:
-            return None
-        name = self.settings.run_as
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            pass
-        log.info("Creating a system user to run Elasticsearch (it refuses to run as root).", user=name)
-        result = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 and "already exists" not in result.stderr:
-            raise NodeError(f"Cannot create user {name} to run Elasticsearch: {result.stderr.strip()}")
-        user = pwd.getpwnam(name)
-        try:
-            grp.getgrgid(user.pw_gid)
-        except KeyError:
-            raise NodeError(f"User {name} has no primary group") from None
-        return user
-
-    def _java_home(self) -> Path:
-        candidates = [
-            self.settings.java_home,
-            os.environ.get("ES_JAVA_HOME"),
-            os.environ.get("JAVA_HOME"),
-        ]
-        for candidate in candidates:
-            if candidate and (Path(candidate) / "bin" / "java").is_file():
-                return Path(candidate)
-        java = shutil.which("java")
-        if java:
-            return Path(java).resolve().parent.parent
-        raise NodeError(
-            "No Java found to run Elasticsearch: install a JDK 17 or newer "
-            "(apt-get install openjdk-17-jre-headless) or set elasticsearch.local.java_home."
-        )
 
     def _failure_reason(self, stderr: str) -> str:
         lines = [line for line in stderr.splitlines() if line.strip()]
