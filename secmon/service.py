@@ -25,6 +25,7 @@ from secmon.collect.sources import Source, SourceEnvironment, build_source
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
 from secmon.config import Settings
+from secmon.detection.catalog_store import CatalogFiles, CatalogMirror, RuleStore
 from secmon.detection.stage import DetectionStage
 from secmon.errors import ConfigError
 from secmon.log import get_logger
@@ -73,6 +74,7 @@ async def running_service(
     names = IndexNames(settings.elasticsearch.index_prefix)
     buffer = open_buffer(settings, buffer_dir)
     telemetry = Telemetry()
+    rules_mirror = CatalogMirror(RuleStore(client, names.rules), CatalogFiles(settings.state_dir))
     detection: DetectionStage | None = None
     if settings.detection.enabled:
         detection = await asyncio.to_thread(
@@ -93,6 +95,9 @@ async def running_service(
         await install_templates(client, settings.elasticsearch)
         keys = KeyStore(client, names)
         await keys.ensure_index()
+        await rules_mirror.start()  # the shared rule catalog into state_dir, before any event is matched
+        if detection is not None:
+            await detection.reload_if_changed()
         version, health = await cluster_health(client)
         log.info("Elasticsearch ready.", url=cluster_url(settings.elasticsearch), version=version, health=health)
         async with build_sink(settings, SinkEnvironment(names, client)) as writer:
@@ -102,6 +107,8 @@ async def running_service(
             ]
             if detection is not None:
                 tasks.append(asyncio.create_task(detection.watch(), name="rule-reload"))
+            interval = settings.detection.reload_interval
+            tasks.append(asyncio.create_task(rules_mirror.run(interval), name="rule-sync"))
             if notifier is not None:
                 await notifier.ensure_index()
                 register_metrics(telemetry.registry)
@@ -110,7 +117,7 @@ async def running_service(
                     detection.on_new_alerts = notifier.notify
             try:
                 if with_sources and settings.api.enabled:
-                    api = await start_api(settings, client, keys, notifier, telemetry)
+                    api = await start_api(settings, client, keys, notifier, telemetry, rules_mirror=rules_mirror)
                 if with_sources:
                     for component, source_settings in settings.sources.items():
                         source = build_source(
@@ -221,9 +228,11 @@ async def start_api(
     keys: KeyStore,
     notifier: Notifier | None,
     telemetry: Telemetry | None = None,
+    *,
+    rules_mirror: CatalogMirror | None = None,
 ) -> AsgiServer:
     """The API, serving on ``api.address`` (with the pipeline's metrics when it runs here)."""
-    services = ApiServices.build(settings, client, keys)
+    services = ApiServices.build(settings, client, keys, rules_mirror)
     services.notifier = notifier
     if telemetry is not None:
         services.registries.append(telemetry.registry)
@@ -271,13 +280,16 @@ async def run_api(settings: Settings, on_ready: Callable[[AsgiServer], None] | N
     client = connect(settings.elasticsearch, max_retries=0)
     names = IndexNames(settings.elasticsearch.index_prefix)
     notifier = Notifier(settings.notifications, client, names.notifications)
+    rules_mirror = CatalogMirror(RuleStore(client, names.rules), CatalogFiles(settings.state_dir))
+    syncing: asyncio.Task[None] | None = None
     try:
         async with until_signalled() as stop:
             await install_templates(client, settings.elasticsearch)
             keys = KeyStore(client, names)
             await keys.ensure_index()
             await notifier.ensure_index()
-            server = await start_api(settings, client, keys, notifier)
+            server = await start_api(settings, client, keys, notifier, rules_mirror=rules_mirror)
+            syncing = asyncio.create_task(rules_mirror.run(settings.detection.reload_interval), name="rule-sync")
             freeze_startup_heap()
             if on_ready is not None:
                 on_ready(server)
@@ -286,6 +298,9 @@ async def run_api(settings: Settings, on_ready: Callable[[AsgiServer], None] | N
             finally:
                 await server.stop()
     finally:
+        if syncing is not None:
+            syncing.cancel()
+            await asyncio.gather(syncing, return_exceptions=True)
         await notifier.aclose()
         await client.close()
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from secmon.auth import KeyStore
 from secmon.config import Settings
 from secmon.detection.catalog import RuleCatalog
+from secmon.detection.catalog_store import CatalogFiles, CatalogMirror, RuleStore
 from secmon.notify import Notifier
 from secmon.store.names import IndexNames
 from secmon.triage.audit import AuditLog
@@ -32,12 +33,21 @@ class ApiServices:
     notifier: Notifier | None = None  # set where notifications run (secmon up, secmon api)
 
     @classmethod
-    def build(cls, settings: Settings, client: AsyncElasticsearch, keys: KeyStore) -> ApiServices:
+    def build(
+        cls,
+        settings: Settings,
+        client: AsyncElasticsearch,
+        keys: KeyStore,
+        rules_mirror: CatalogMirror | None = None,
+    ) -> ApiServices:
+        """The services; ``rules_mirror`` is the service's own when it mirrors the rule catalog already."""
         names = IndexNames(settings.elasticsearch.index_prefix)
         audit = AuditLog(client, names)
-        rules = RuleCatalog(settings.detection, settings.state_dir)
+        mirror = rules_mirror or CatalogMirror(RuleStore(client, names.rules), CatalogFiles(settings.state_dir))
+        rules = RuleCatalog(settings.detection, mirror)
         return cls(settings, client, keys, AlertStore(client, names, audit), EventSearch(client, names), audit, rules)
 
     async def prepare(self) -> None:
         """Create the indices the API writes to (safe at every start)."""
         await self.audit.ensure_index()
+        await self.rules.mirror.start()

@@ -1,12 +1,14 @@
 """The rule catalog: every rule the engine runs, where it comes from, and the rules users upload.
 
 Rules come from the configured paths (``detection.rules``; the rules secmon ships are
-``shipped``, others ``configured``) and from the folder of uploaded rules,
-``<state_dir>/rules``, one ``<rule id>.yml`` per rule. Rule ids listed in
-``<state_dir>/rules-disabled.json`` are loaded but not matched. The engine
-(:class:`~secmon.detection.stage.DetectionStage`) reads the same two places through
-:class:`CatalogFiles` and hot-reloads when either changes, so the catalog only writes files:
-an upload or a switch reaches the engine within ``detection.reload_interval``.
+``shipped``, others ``configured``) and the rules users upload. The uploaded rules and the ids of
+disabled rules are shared by every instance: they are kept in Elasticsearch
+(:mod:`secmon.detection.catalog_store`) and mirrored into each instance's ``state_dir``
+(``<state_dir>/rules/<id>.yml``, ``<state_dir>/rules-disabled.json``), which the engine
+(:class:`~secmon.detection.stage.DetectionStage`) reads through :class:`CatalogFiles` and
+hot-reloads. A change is written to Elasticsearch, then to this instance's files at once; the
+other instances mirror it within ``detection.reload_interval``. Reads answer from the files: what
+this instance's engine runs.
 
 Every rule is loaded the way the engine loads it (:func:`~secmon.detection.loader.load_text`
 with secmon's pipeline, logsource table and placeholders), so a rule the catalog accepts loads
@@ -18,23 +20,24 @@ Errors::
     ├── RuleNotFound    no rule with that id
     ├── RuleConflict    the change is not possible for that rule (a shipped rule, a taken id)
     └── RuleRefused     the rule text does not load; ``problems`` carry the lines
+
+A change when Elasticsearch cannot be reached raises the client's error (the API answers 503).
 """
 
 from __future__ import annotations
 
-import os
-import re
+import asyncio
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 import yaml
 
 from secmon.config import SHIPPED_RULES_DIR, DetectionSettings
+from secmon.detection.catalog_store import SAFE_ID, CatalogMirror
 from secmon.detection.correlation import CorrelationRule, load_correlations
 from secmon.detection.detector import Detector
 from secmon.detection.loader import load_text, rule_files
@@ -46,7 +49,6 @@ from secmon.yaml_loader import SafeLoader
 
 Origin = Literal["shipped", "configured", "uploaded"]
 RuleType = Literal["sigma", "correlation"]
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 UPLOAD_PATH = "uploaded rule"  # the path RuleProblems of an upload name
 
 
@@ -68,42 +70,6 @@ class RuleRefused(CatalogError):
     def __init__(self, problems: Sequence[RuleProblem]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(str(p) for p in self.problems))
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogFiles:
-    """Where the uploaded rules and the disabled ids live, under ``state_dir``; shared with the engine."""
-
-    state_dir: Path
-
-    @property
-    def uploaded(self) -> Path:
-        return self.state_dir / "rules"
-
-    @property
-    def disabled_file(self) -> Path:
-        return self.state_dir / "rules-disabled.json"
-
-    def disabled(self) -> frozenset[str]:
-        """The disabled rule ids (none when the file is missing or unreadable)."""
-        try:
-            data = orjson.loads(self.disabled_file.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return frozenset()
-        ids = data.get("disabled") if isinstance(data, dict) else None
-        return frozenset(str(i) for i in ids) if isinstance(ids, list) else frozenset()
-
-    def write_disabled(self, ids: Iterable[str]) -> None:
-        _write_atomically(self.disabled_file, orjson.dumps({"disabled": sorted(set(ids))}, option=orjson.OPT_INDENT_2))
-
-    def rule_paths(self, settings: DetectionSettings) -> list[Path]:
-        """The configured rule paths and then the uploaded folder: what the engine loads."""
-        configured = [p for p in settings.rules if p.resolve() != self.uploaded.resolve()]
-        return [*configured, self.uploaded] if self.uploaded.is_dir() else configured
-
-    def watched(self) -> list[Path]:
-        """The files whose change must reload the engine (besides the configured rules)."""
-        return [*rule_files([self.uploaded]), self.disabled_file] if self.uploaded.is_dir() else [self.disabled_file]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +146,18 @@ class _File:
 
 
 class RuleCatalog:
-    """The rules of ``settings.rules`` and of the uploaded folder under ``state_dir``.
+    """The rules of ``settings.rules`` and the shared uploaded rules, as mirrored into ``state_dir``.
 
-    Methods read and write files and run pySigma: call them in a thread from async code. A lock
-    makes each call atomic with respect to the others in this process.
+    Reads (:meth:`listing`, :meth:`get`, :meth:`test`) read files and run pySigma: call them in
+    a thread from async code; a lock makes each atomic with respect to the others in this process.
+    Changes (:meth:`upload`, :meth:`set_enabled`, :meth:`delete`) are coroutines: they write to
+    Elasticsearch through ``mirror``, then to this instance's files.
     """
 
-    def __init__(self, settings: DetectionSettings, state_dir: Path, *, rules_dir: Path = RULES_DIR) -> None:
+    def __init__(self, settings: DetectionSettings, mirror: CatalogMirror, *, rules_dir: Path = RULES_DIR) -> None:
         self.settings = settings
-        self.files = CatalogFiles(state_dir)
+        self.mirror = mirror
+        self.files = mirror.files
         self.files.uploaded.mkdir(parents=True, exist_ok=True)
         self.logsources = LogsourceMap.load(rules_dir / "logsources.yml")
         self.pipeline = build_pipeline(self.logsources, default_pipeline_files(rules_dir), settings.placeholders)
@@ -211,52 +180,38 @@ class RuleCatalog:
 
     # -- changing --------------------------------------------------------------------------------
 
-    def upload(self, text: str) -> Upload:
-        """Validate one rule as the engine loads it and store it as ``<uploaded>/<id>.yml``.
+    async def upload(self, text: str, *, by: str = "") -> Upload:
+        """Validate one rule as the engine loads it and share it; ``by`` says who uploaded it.
 
         An uploaded rule with the same id is replaced; an id of a shipped or configured rule is a
         :class:`RuleConflict`; a rule that does not load is :class:`RuleRefused` with its lines.
         """
-        with self._lock:
-            rule_id = self._validate(text)
-            replaced = None
-            for info in self._listing().rules:
-                if info.id == rule_id and info.origin != "uploaded":
-                    raise RuleConflict(
-                        f"rule id {rule_id} is taken by the {info.origin} rule {info.path}; "
-                        "give the rule a new id, or disable that one"
-                    )
-                if info.id == rule_id:
-                    replaced = Path(info.path).read_text(encoding="utf-8")
-            _write_atomically(self.files.uploaded / f"{rule_id}.yml", text.encode("utf-8"))
-            return Upload(self._find(rule_id), replaced)
+        rule_id = await asyncio.to_thread(self._checked_upload, text)
+        async with self.mirror.lock:
+            replaced = await self.mirror.store.put_rule(rule_id, text, by)
+            await asyncio.to_thread(self.files.write_rule, rule_id, text)
+        return Upload(await asyncio.to_thread(self._find_locked, rule_id), replaced)
 
-    def set_enabled(self, rule_id: str, enabled: bool) -> tuple[RuleInfo, bool]:
-        """Enable or disable a rule; the rule after the change and whether it was enabled before."""
-        with self._lock:
-            before = self._find(rule_id)
-            disabled = set(self.files.disabled())
-            if enabled:
-                disabled.discard(rule_id)
-            else:
-                disabled.add(rule_id)
-            self.files.write_disabled(disabled)
-            return replace(before, enabled=enabled), before.enabled
+    async def set_enabled(self, rule_id: str, enabled: bool, *, by: str = "") -> tuple[RuleInfo, bool]:
+        """Enable or disable a rule everywhere; the rule after the change and whether it was enabled before."""
+        before = await self._find_shared(rule_id)
+        async with self.mirror.lock:
+            was_disabled = await self.mirror.store.set_disabled(rule_id, not enabled, by)
+            await asyncio.to_thread(self.files.set_disabled, rule_id, not enabled)
+        return replace(before, enabled=enabled), not was_disabled
 
-    def delete(self, rule_id: str) -> RuleInfo:
-        """Remove an uploaded rule (shipped and configured rules can only be disabled); the rule removed."""
-        with self._lock:
-            info = self._find(rule_id)
-            if info.origin != "uploaded":
-                raise RuleConflict(
-                    f"rule {rule_id} is a {info.origin} rule ({info.path}): only uploaded rules can be deleted; "
-                    "disable it instead"
-                )
-            Path(info.path).unlink(missing_ok=True)
-            disabled = self.files.disabled()
-            if rule_id in disabled:
-                self.files.write_disabled(disabled - {rule_id})
-            return info
+    async def delete(self, rule_id: str) -> RuleInfo:
+        """Remove an uploaded rule everywhere (shipped and configured rules can only be disabled); the rule removed."""
+        info = await self._find_shared(rule_id)
+        if info.origin != "uploaded":
+            raise RuleConflict(
+                f"rule {rule_id} is a {info.origin} rule ({info.path}): only uploaded rules can be deleted; "
+                "disable it instead"
+            )
+        async with self.mirror.lock:
+            await self.mirror.store.delete_rule(rule_id)
+            await asyncio.to_thread(self.files.remove_rule, rule_id)
+        return info
 
     # -- testing ---------------------------------------------------------------------------------
 
@@ -291,6 +246,30 @@ class RuleCatalog:
         return RuleTest(tuple(r.id for r in rules), len(events), matches)
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _find_locked(self, rule_id: str) -> RuleInfo:
+        with self._lock:
+            return self._find(rule_id)
+
+    async def _find_shared(self, rule_id: str) -> RuleInfo:
+        """A rule of this instance's files, or else of the index (uploaded on another instance a moment ago)."""
+        try:
+            return await asyncio.to_thread(self._find_locked, rule_id)
+        except RuleNotFound:
+            await self.mirror.sync()
+        return await asyncio.to_thread(self._find_locked, rule_id)
+
+    def _checked_upload(self, text: str) -> str:
+        """The id of the one rule of ``text``, which loads and does not take a shipped or configured rule's id."""
+        with self._lock:
+            rule_id = self._validate(text)
+            for info in self._listing().rules:
+                if info.id == rule_id and info.origin != "uploaded":
+                    raise RuleConflict(
+                        f"rule id {rule_id} is taken by the {info.origin} rule {info.path}; "
+                        "give the rule a new id, or disable that one"
+                    )
+            return rule_id
 
     def _find(self, rule_id: str) -> RuleInfo:
         for info in self._listing().rules:
@@ -521,7 +500,7 @@ def _documents(text: str) -> list[dict[str, Any]]:
 def _checked_id(rule_id: str | None) -> str:
     if rule_id is None:
         raise RuleRefused([RuleProblem(UPLOAD_PATH, "the rule needs an id (a UUID) to be uploaded", "sigma", 1)])
-    if not _SAFE_ID.match(rule_id):
+    if not SAFE_ID.match(rule_id):
         raise RuleRefused([RuleProblem(UPLOAD_PATH, f"rule id {rule_id!r} is not a UUID", "sigma", 1)])
     return rule_id
 
@@ -529,13 +508,3 @@ def _checked_id(rule_id: str | None) -> str:
 def _event_id(event: Mapping[str, Any]) -> str | None:
     value = event.get("id", event.get("_id"))
     return str(value) if isinstance(value, str | int) else None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)

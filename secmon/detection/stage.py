@@ -7,7 +7,8 @@ Elasticsearch through the same acknowledged writer, in order, exactly once; they
 in a new detector (built in a thread, so collection never waits for pySigma); a rule set that
 fails to load as a whole keeps the previous one running.
 
-With a ``state_dir``, the rule catalog's files are honoured too (:mod:`secmon.detection.catalog`):
+With a ``state_dir``, the rule catalog's files are honoured too (:mod:`secmon.detection.catalog`,
+mirrored from Elasticsearch by :class:`~secmon.detection.catalog_store.CatalogMirror`):
 the uploaded rules are loaded after the configured ones, disabled ids are not matched, and a
 change to either reloads like a change to a rule file.
 """
@@ -22,7 +23,7 @@ from typing import Any
 from secmon.collect.telemetry import Telemetry
 from secmon.config import DetectionSettings, parse_duration
 from secmon.detection.alerts import ALERTS_COMPONENT, AlertBuilder, Trigger
-from secmon.detection.catalog import CatalogFiles
+from secmon.detection.catalog_store import CatalogFiles
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files

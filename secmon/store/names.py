@@ -40,6 +40,11 @@ class IndexNames:
         return f"{self.prefix}-notifications"
 
     @property
+    def rules(self) -> str:
+        """The rule catalog shared by every instance: uploaded rules and disabled rule ids."""
+        return f"{self.prefix}-rules"
+
+    @property
     def all_pattern(self) -> str:
         """Pattern matching every index and data stream secmon owns."""
         return f"{self.prefix}-*"

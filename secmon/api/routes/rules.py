@@ -1,7 +1,8 @@
 """Rules: list and read the engine's rules with their alert counts, upload, enable, disable, delete, test.
 
-Changes go through :class:`~secmon.detection.catalog.RuleCatalog`, which writes files the
-detection engine hot-reloads; each change is recorded in the audit trail (target type ``rule``).
+Changes go through :class:`~secmon.detection.catalog.RuleCatalog`, which shares them with every
+instance through Elasticsearch and writes the files the detection engine hot-reloads; each change
+is recorded in the audit trail (target type ``rule``).
 Enabling and disabling is ``PUT /rules/{id}/enabled`` with ``{"enabled": true|false}``.
 """
 
@@ -201,7 +202,7 @@ async def list_rules(
 async def upload_rule(request: Request, services: ServicesDep, key: RuleAuthorKey) -> RuleOut:
     """Add a Sigma rule (YAML, or JSON {"yaml": ...}); an uploaded rule with the same id is replaced."""
     text = await _rule_text(request)
-    upload = await _catalog(services.rules.upload, text)
+    upload = await services.rules.upload(text, by=key.name)
     action = "upload" if upload.replaced is None else "replace"
     change = FieldChange("yaml", upload.replaced, text)
     await services.audit.record(Actor.of(key), action, "rule", upload.info.id, [change])
@@ -226,7 +227,7 @@ async def get_rule(services: ServicesDep, key: RuleReaderKey, rule_id: RuleId) -
 @router.put("/{rule_id}/enabled", response_model=RuleOut)
 async def set_rule_enabled(services: ServicesDep, key: RuleAuthorKey, rule_id: RuleId, body: EnabledIn) -> RuleOut:
     """Enable or disable a rule: a disabled rule stays listed but matches no event."""
-    info, before = await _catalog(services.rules.set_enabled, rule_id, body.enabled)
+    info, before = await services.rules.set_enabled(rule_id, body.enabled, by=key.name)
     if before != body.enabled:
         action = "enable" if body.enabled else "disable"
         await services.audit.record(
@@ -239,7 +240,7 @@ async def set_rule_enabled(services: ServicesDep, key: RuleAuthorKey, rule_id: R
 async def delete_rule(services: ServicesDep, key: RuleAuthorKey, rule_id: RuleId) -> Response:
     """Remove an uploaded rule; shipped and configured rules can only be disabled."""
     source = await _catalog(services.rules.get, rule_id)
-    await _catalog(services.rules.delete, rule_id)
+    await services.rules.delete(rule_id)
     await services.audit.record(Actor.of(key), "delete", "rule", rule_id, [FieldChange("yaml", source.yaml, None)])
     return Response(status_code=204)
 
@@ -289,7 +290,7 @@ async def test_rule_on_stored_events(
 
 
 async def _catalog(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a catalog call in a thread: it reads files and runs pySigma."""
+    """Run a catalog read in a thread: it reads files and runs pySigma."""
     return await asyncio.to_thread(call, *args, **kwargs)
 
 
