@@ -11,7 +11,9 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from secmon.errors import NodeError
@@ -72,3 +74,19 @@ def find_java_home(configured: str | Path | None, environment_variable: str, ser
         f"No Java found to run {service}: install a JDK 17 or newer "
         f"(apt-get install openjdk-17-jre-headless) or set {setting}."
     )
+
+
+def terminate(pid: int, timeout: float, service: str) -> None:
+    """Stop ``pid`` cleanly (SIGTERM) and wait until it is gone; SIGKILL it after ``timeout`` seconds.
+
+    Raises ``PermissionError`` when the process belongs to a user secmon may not signal.
+    """
+    log.info(f"Stopping {service}.", pid=pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            log.warning(f"{service} did not stop in time; killing it.", timeout=timeout)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+        time.sleep(0.1)

@@ -20,7 +20,6 @@ import fcntl
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -35,7 +34,7 @@ from confluent_kafka.admin import AdminClient
 from secmon.bus.distribution import ensure_distribution
 from secmon.config import LocalKafkaSettings
 from secmon.errors import BrokerError
-from secmon.jvm import find_java_home, process_alive, system_user
+from secmon.jvm import find_java_home, process_alive, system_user, terminate
 from secmon.log import get_logger
 
 log = get_logger(__name__)
@@ -151,21 +150,13 @@ class LocalKafka:
             self.pid_file.unlink(missing_ok=True)
             return
         bound = self.settings.stop_timeout if timeout is None else timeout
-        log.info("Stopping Kafka.", pid=pid)
         try:
-            os.kill(pid, signal.SIGTERM)
+            terminate(pid, bound, "Kafka")
         except PermissionError:
             raise BrokerError(
                 f"Not allowed to stop the broker on {self.bootstrap} (pid {pid}): it runs as another user; "
                 "stop it as root or as that user."
             ) from None
-        deadline = time.monotonic() + bound
-        while process_alive(pid):
-            if time.monotonic() > deadline:
-                log.warning("Kafka did not stop in time; killing it.", timeout=bound)
-                os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-            time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
 
     def status(self) -> BrokerStatus:

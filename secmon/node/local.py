@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -29,7 +28,7 @@ from typing import Any
 
 from secmon.config import LocalNodeSettings
 from secmon.errors import NodeError
-from secmon.jvm import find_java_home, process_alive, system_user
+from secmon.jvm import find_java_home, system_user, terminate
 from secmon.log import get_logger
 from secmon.node.distribution import ensure_distribution
 
@@ -146,15 +145,7 @@ class LocalNode:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return
-        log.info("Stopping Elasticsearch.", pid=pid)
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while process_alive(pid):
-            if time.monotonic() > deadline:
-                log.warning("Elasticsearch did not stop in time; killing it.", timeout=timeout)
-                os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-            time.sleep(0.1)
+        terminate(pid, timeout, "Elasticsearch")
         self.pid_file.unlink(missing_ok=True)
 
     def status(self) -> NodeStatus:

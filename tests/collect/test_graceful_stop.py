@@ -23,6 +23,7 @@ from elasticsearch import AsyncElasticsearch
 
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
+from tests.support.net import free_port
 from tests.support.pipeline import count_stored, search_all
 from tests.support.wait import until
 
@@ -59,9 +60,7 @@ async def test_sigterm_while_a_tcp_sender_writes_stores_every_line_it_wrote_and_
 ) -> None:
     url = es_settings.url or f"http://{es_settings.local.host}:{es_settings.local.port}"
     dataset = f"test.graceful_stop_{secrets.token_hex(3)}"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = tmp_path / "secmon.yml"
     config.write_text(
         yaml.safe_dump(

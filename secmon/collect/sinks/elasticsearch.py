@@ -48,6 +48,7 @@ from secmon.config import WriterSettings
 from secmon.log import get_logger
 from secmon.store.documents import Document, Outcome, source_json
 from secmon.store.names import IndexNames
+from secmon.timestamps import now_iso_seconds
 
 if TYPE_CHECKING:
     from secmon.collect.sinks import SinkEnvironment
@@ -258,7 +259,7 @@ class DeadLetterStream:
             reason=refusal.reason,
         )
         source: dict[str, Any] = {
-            "@timestamp": _now_iso(),
+            "@timestamp": now_iso_seconds(),
             "deadletter": {
                 "reason": refusal.reason,
                 "error_type": refusal.type,
@@ -288,7 +289,3 @@ def build(settings: Settings, environment: SinkEnvironment) -> BulkWriter:
 def _encode(doc: Document) -> bytes:
     action = orjson.dumps({doc.op: {"_index": doc.index, "_id": doc.id}})
     return b"%b\n%b\n" % (action, source_json(doc.source))
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -23,7 +23,6 @@ import asyncio
 import gzip
 import os
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,7 @@ from secmon.collect.sinks.delivery import (
 from secmon.config import ForwardSettings
 from secmon.log import get_logger
 from secmon.store import Document, Outcome, source_json
+from secmon.timestamps import now_iso_seconds
 
 if TYPE_CHECKING:
     from secmon.collect.sinks import SinkEnvironment
@@ -174,7 +174,7 @@ class DeadLetterFile:
             by_refusal[refusal] = by_refusal.get(refusal, 0) + 1
         for refusal, count in by_refusal.items():
             log.warning("Dead-lettering documents locally.", count=count, reason=refusal.reason, path=str(self._path))
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        now = now_iso_seconds()
         lines = b"".join(
             source_json(
                 {
