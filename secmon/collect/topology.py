@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from secmon.collect.buffer import DiskBuffer, Position
 from secmon.collect.sinks import Sink
 from secmon.collect.telemetry import Telemetry
@@ -33,7 +31,8 @@ from secmon.collect.transforms.chain import TransformChain
 from secmon.events import PARSE_FAILURE_TAG, Event, Record, set_field
 from secmon.ids import sequential_id
 from secmon.log import get_logger
-from secmon.store import Document, EncodedSource, IndexNames, Outcome, document_id, source_json
+from secmon.store import Document, IndexNames, Outcome, document_id, source_json
+from secmon.store.frames import decode_frame, encode_frame
 from secmon.timestamps import epoch_to_iso_millis
 
 log = get_logger(__name__)
@@ -133,7 +132,7 @@ class Pipeline:
             source["organization"] = {"id": context.agency.id}
         doc = Document(self.names.deadletter, self._sequential_id(), source)
         doc.component = context.component
-        await self.buffer.append([_encode(doc)])
+        await self.buffer.append([encode_frame(doc)])
 
     async def submit_events(self, events: Sequence[Event], keys: Sequence[str | None], context: SourceContext) -> None:
         """Like :meth:`submit` for events already in ECS (the packet decoder's), with their keys."""
@@ -177,7 +176,7 @@ class Pipeline:
             Document(self.names.events(event["event"].get("dataset")), doc_id, event, component=context.component)
             for doc_id, event in zip(ids, events, strict=True)
         ]
-        return docs, [_encode(doc) for doc in docs]
+        return docs, [encode_frame(doc) for doc in docs]
 
     def _accept(self, docs: list[Document], frames: list[bytes], context: SourceContext) -> None:
         """Run the stages on events the buffer has room for, append everything, then tell the stages.
@@ -187,7 +186,7 @@ class Pipeline:
         an accepted event is never refused.
         """
         added_by: list[tuple[Stage, list[Document]]] = [(stage, stage(docs)) for stage in self.stages]
-        self.buffer.append_nowait([*frames, *(_encode(doc) for _, added in added_by for doc in added)])
+        self.buffer.append_nowait([*frames, *(encode_frame(doc) for _, added in added_by for doc in added)])
         self.telemetry.sent.labels(context.component).inc(len(docs))
         self.telemetry.buffer_bytes.set(self.buffer.pending_bytes)
         for stage, added in added_by:
@@ -225,7 +224,7 @@ class Pipeline:
         while True:
             frames, end = self.buffer.read(batch_size, 8 << 20)
             if frames:
-                docs = [_decode(frame) for frame in frames]
+                docs = [decode_frame(frame) for frame in frames]
                 in_flight.append((end, asyncio.create_task(writer.write(docs))))
             while in_flight and (in_flight[0][1].done() or len(in_flight) >= window or not frames):
                 position, task = in_flight.popleft()
@@ -257,21 +256,3 @@ def _keyed_id(context: SourceContext, key: str, content: str | bytes) -> str:
     agency's copy of it, are other events.
     """
     return document_id(context.agency.id if context.agency else "", key, content)
-
-
-def _encode(doc: Document) -> bytes:
-    """A buffer frame: ``[index, id, component, op]``, a newline, then the source's JSON.
-
-    The source's JSON is sent to Elasticsearch as it is (see :class:`EncodedSource`); orjson
-    never writes a raw newline, so the first one ends the head.
-    """
-    return orjson.dumps((doc.index, doc.id, doc.component, doc.op)) + b"\n" + source_json(doc.source)
-
-
-def _decode(frame: bytes) -> Document:
-    head, newline, source = frame.partition(b"\n")
-    if not newline:  # a frame of an earlier secmon: one array, the source inside
-        index, doc_id, component, decoded, *op = orjson.loads(frame)
-        return Document(index, doc_id, decoded, op=op[0] if op else "create", component=component)
-    index, doc_id, component, op = orjson.loads(head)
-    return Document(index, doc_id, EncodedSource(source), op=op, component=component)
