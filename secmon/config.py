@@ -86,8 +86,7 @@ class LocalNodeSettings(_Section):
 class LocalKafkaSettings(_Section):
     """The Kafka broker secmon runs itself on loopback: one combined broker and KRaft controller.
 
-    Standalone for now: ``secmon kafka`` and the tests build it from their options; the scale-out
-    mode (issue 15) will name it in the configuration file.
+    ``bus.local`` when the scale-out mode names no cluster; ``secmon kafka`` builds it from its options.
     """
 
     version: str = Field(
@@ -120,6 +119,48 @@ class LocalKafkaSettings(_Section):
         if self.port == self.controller_port:
             raise ValueError("port and controller_port must differ")
         return self
+
+
+KafkaOption = str | int | float | bool
+ROLES = ("collect", "detect", "api")
+
+
+class BusSettings(_Section):
+    """The event bus of the scale-out mode: collectors produce to Kafka, detect workers consume from it.
+
+    Without a ``bus:`` section secmon runs as one process, as it always did.
+    """
+
+    bootstrap_servers: str | None = Field(
+        None,
+        description="The Kafka cluster, host:port[,host:port...]. Unset: secmon runs a local broker (bus.local).",
+    )
+    topic_prefix: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Prefix of secmon's topics (<prefix>.events, <prefix>.correlation); "
+        "defaults to elasticsearch.index_prefix.",
+    )
+    partitions: int = Field(
+        12, ge=1, description="Partitions of each topic secmon creates: the most detect workers that share the work."
+    )
+    replication_factor: int = Field(1, ge=1, description="Replicas of each topic secmon creates (3 on a real cluster).")
+    group: str | None = Field(
+        None, description="Consumer group prefix of the detect workers; defaults to the topic prefix."
+    )
+    session_timeout: float = Field(
+        10.0,
+        ge=6,
+        description="Seconds without a heartbeat after which a worker's partitions go to the others "
+        "(brokers refuse less than their group.min.session.timeout.ms, 6 by default).",
+    )
+    batch_size: int = Field(2000, ge=1, description="Events a detect worker takes from Kafka at once at most.")
+    options: dict[str, KafkaOption] = Field(
+        default_factory=dict,
+        description="librdkafka options for every client, e.g. security.protocol: SASL_SSL, sasl.mechanism, "
+        "sasl.username, sasl.password, ssl.ca.location.",
+    )
+    local: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)  # type: ignore[arg-type]
 
 
 class ElasticsearchSettings(_Section):
@@ -312,6 +353,35 @@ class Settings(_Section):
         default_factory=lambda: default_cache_dir() / "state",
         description="Where secmon keeps checkpoints, its disk buffer and the compiled rule cache.",
     )
+    bus: BusSettings | None = Field(
+        None, description="Kafka between collection and detection (the scale-out mode); unset: one process."
+    )
+    roles: list[str] = Field(
+        default_factory=lambda: list(ROLES),
+        description="What this process runs with a bus: collect (sources → Kafka), detect (Kafka → rules → "
+        "Elasticsearch), api. Without a bus one process runs all three.",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = [role for role in value if role not in ROLES]
+        if unknown or not value:
+            raise ValueError(f"roles are some of {', '.join(ROLES)}, not {', '.join(unknown) or 'none'}")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _roles_need_a_bus(self) -> Settings:
+        if self.bus is None and set(self.roles) != set(ROLES):
+            raise ValueError("roles other than all three need a bus: section (the scale-out mode)")
+        if self.bus is not None and self.forward.url is not None:
+            raise ValueError("forward.url and bus: exclude each other: an agency forwards, the central runs the bus")
+        return self
+
+    @property
+    def topic_prefix(self) -> str:
+        """The prefix of secmon's Kafka topics."""
+        return (self.bus.topic_prefix if self.bus else None) or self.elasticsearch.index_prefix
 
 
 def parse_duration(text: str) -> float:

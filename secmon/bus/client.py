@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 ConfigValue = str | int | float | bool
 
@@ -39,3 +40,8 @@ def consumer(bootstrap: str, group: str, extra: Mapping[str, ConfigValue] | None
         **(extra or {}),
     }
     return Consumer(config)
+
+
+def admin(bootstrap: str, extra: Mapping[str, ConfigValue] | None = None) -> AdminClient:
+    """An admin client of the cluster at ``bootstrap`` (topics, consumer groups); ``extra`` adds librdkafka options."""
+    return AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})

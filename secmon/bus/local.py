@@ -261,8 +261,7 @@ class LocalKafka:
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one argument: an id may begin with "-"
             "--config",
             str(self.config_file),
         ]

@@ -2,11 +2,13 @@
 
 * ``elasticsearch``: the bulk writer, storing into Elasticsearch (the full service).
 * ``forward``: the forwarder, sending to a central secmon's http source (a collector-only agency).
+* ``kafka``: the producer of a collector in the scale-out mode, into the bus's events topic.
 
 The configuration names no sink: :func:`sink_type` is ``forward`` when ``forward.url`` is set,
-``elasticsearch`` otherwise. A module offers ``build(settings, environment)`` and is imported only
-when its sink runs. Both deliver their batches through :mod:`~secmon.collect.sinks.delivery`, so a
-new sink is its module (its transport and dead-letter store), one line here and one test module.
+``elasticsearch`` otherwise; the scale-out mode's collect role asks for ``kafka``. A module
+offers ``build(settings, environment)`` and is imported only when its sink runs. All deliver
+their batches through :mod:`~secmon.collect.sinks.delivery`, so a new sink is its module (its
+transport and dead-letter store), one line here and one test module.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, Self
 if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
+    from secmon.bus.cluster import Cluster
     from secmon.collect.sinks.delivery import DeliveryStats
     from secmon.config import Settings
     from secmon.store import Document, IndexNames, Outcome
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 SINKS: dict[str, str] = {
     "elasticsearch": "secmon.collect.sinks.elasticsearch",
     "forward": "secmon.collect.sinks.forward",
+    "kafka": "secmon.collect.sinks.kafka",
 }
 
 
@@ -49,11 +53,13 @@ class Sink(Protocol):
 class SinkEnvironment:
     """What a sink may need besides the settings.
 
-    ``client`` is None where there is no Elasticsearch (a collector-only agency).
+    ``client`` is None where there is no Elasticsearch (a collector-only agency), ``cluster``
+    where there is no bus.
     """
 
     names: IndexNames
     client: AsyncElasticsearch | None = None
+    cluster: Cluster | None = None
 
 
 def sink_type(settings: Settings) -> str:
@@ -61,8 +67,11 @@ def sink_type(settings: Settings) -> str:
     return "forward" if settings.forward.url is not None else "elasticsearch"
 
 
-def build_sink(settings: Settings, environment: SinkEnvironment) -> Sink:
-    """The sink ``settings`` send to (see :func:`sink_type`), not yet started: enter it with ``async with``."""
-    module = importlib.import_module(SINKS[sink_type(settings)])
+def build_sink(settings: Settings, environment: SinkEnvironment, kind: str | None = None) -> Sink:
+    """The sink ``kind`` (default: the one ``settings`` send to, see :func:`sink_type`), not yet started.
+
+    Enter it with ``async with``.
+    """
+    module = importlib.import_module(SINKS[kind or sink_type(settings)])
     sink: Sink = module.build(settings, environment)
     return sink
