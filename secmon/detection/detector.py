@@ -30,6 +30,7 @@ class Detection:
 
     rules: list[Rule]
     correlations: list[CorrelationHit]
+    matched: list[Rule]  # every rule it matched, silent ones too: what correlations elsewhere count
 
 
 class Detector:
@@ -56,18 +57,27 @@ class Detector:
         self.stats = stats or LoadStats(0.0, from_cache=False)
         self.silenced = silenced
 
-    def detect(self, event: Mapping[str, Any], event_id: str) -> Detection:
-        """The alerting rules ``event`` matches and the correlations it completes."""
+    def detect(self, event: Mapping[str, Any], event_id: str, *, correlate: bool = True) -> Detection:
+        """The alerting rules ``event`` matches and the correlations it completes.
+
+        Without ``correlate`` the correlations are left to whoever counts them elsewhere (the
+        scale-out mode routes ``Detection.matched`` to them).
+        """
         matched = self.engine.match(event)
         correlation = self.correlation
         if not correlation.rules:
-            return Detection(matched, [])
-        hits = correlation.observe(matched, event, event_id, event_time(event))
-        silent = correlation.silent_rule_ids | self.silenced
-        if silent:
-            matched = [rule for rule in matched if rule.id not in silent]
+            return Detection(matched, [], matched)
+        hits = correlation.observe(matched, event, event_id, event_time(event)) if correlate else []
+        silent = self.silent
+        alerting = [rule for rule in matched if rule.id not in silent] if silent else matched
+        if silent and hits:
             hits = [hit for hit in hits if hit.rule.id not in silent]
-        return Detection(matched, hits)
+        return Detection(alerting, hits, matched)
+
+    @property
+    def silent(self) -> frozenset[str]:
+        """Rules and correlations whose matches are not alerts (only counted by correlations)."""
+        return self.correlation.silent_rule_ids | self.silenced
 
     def carry_state_from(self, previous: Detector) -> None:
         """Keep the correlation windows of ``previous`` (a reload) for the rules that did not change."""

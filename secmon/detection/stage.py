@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from secmon.collect.telemetry import Telemetry
 from secmon.config import DetectionSettings, parse_duration
 from secmon.detection.alerts import ALERTS_COMPONENT, AlertBuilder, Trigger
 from secmon.detection.catalog_store import CatalogFiles
+from secmon.detection.correlation.routing import CorrelationRouter, RoutedHit
 from secmon.detection.detector import Detector, load_detector
+from secmon.detection.fields import event_time
 from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
 from secmon.detection.rules import Rule
@@ -32,6 +35,14 @@ from secmon.log import get_logger
 from secmon.store import Document
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """What a batch of events raised: alert documents, and the correlation work routed elsewhere."""
+
+    alerts: list[Document]
+    routed: list[tuple[bytes, RoutedHit]]  # (key, hit) for the bus; empty unless distributed
 
 
 class DetectionStage:
@@ -55,6 +66,9 @@ class DetectionStage:
         self.builder = AlertBuilder(alerts_index, parse_duration(settings.group_window))
         # Told of each batch's new alerts (not their later updates), e.g. to notify: must not block.
         self.on_new_alerts: Callable[[list[Mapping[str, Any]]], None] | None = None
+        # The scale-out mode: correlations are counted by the worker their key is routed to.
+        self.distributed = False
+        self._router: tuple[Detector, CorrelationRouter] | None = None
         self._key = self._rules_key()
 
     @classmethod
@@ -73,17 +87,25 @@ class DetectionStage:
         return cls(detector, alerts_index, settings, cache_dir=cache_dir, telemetry=telemetry, catalog=catalog)
 
     def __call__(self, events: Sequence[Document]) -> list[Document]:
+        return self.detect(events).alerts
+
+    def detect(self, events: Sequence[Document]) -> Detected:
+        """The alert documents a batch of events raises, and (with a ``router``) its correlation work."""
         detector = self.detector  # one rule set for the whole batch, even if a reload lands meanwhile
+        router = self.router
         hits: list[tuple[Rule, Trigger]] = []
         correlated: list[Document] = []
+        routed: list[tuple[bytes, RoutedHit]] = []
         for doc in events:
             try:
-                detection = detector.detect(doc.source, doc.id)
+                detection = detector.detect(doc.source, doc.id, correlate=router is None)
             except Exception as exc:  # a matcher bug costs one event's detection, never the event
                 log.error("Detection failed on an event.", id=doc.id, error=repr(exc))
                 if self.telemetry is not None:
                     self.telemetry.errors.labels("detection", "match").inc()
                 continue
+            if router is not None and detection.matched:
+                routed += router.route(detection.matched, doc.source, doc.id, doc.index, event_time(doc.source))
             if detection.rules or detection.correlations:
                 trigger = Trigger(doc.id, doc.index, doc.source)
                 hits.extend((rule, trigger) for rule in detection.rules)
@@ -94,8 +116,17 @@ class DetectionStage:
             for document in correlated:
                 self.telemetry.hits.labels(document.source["rule"]["level"]).inc()
         if not hits and not correlated:
-            return []
-        return [*self.builder.alerts(hits), *correlated]
+            return Detected([], routed)
+        return Detected([*self.builder.alerts(hits), *correlated], routed)
+
+    @property
+    def router(self) -> CorrelationRouter | None:
+        """Where correlation work goes in the scale-out mode (None: counted here); follows reloads."""
+        if not self.distributed:
+            return None
+        if self._router is None or self._router[0] is not self.detector:
+            self._router = (self.detector, CorrelationRouter(self.detector.ruleset.correlations))
+        return self._router[1]
 
     def buffered(self, added: Sequence[Document]) -> None:
         """The alerts of a batch are in the buffer: count the new ones and notify (not their later updates)."""

@@ -57,7 +57,7 @@ import itertools
 import math
 import operator
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +186,21 @@ class CorrelationEngine:
         self, matched: Sequence[Rule], event: Mapping[str, Any], event_id: str, timestamp: float
     ) -> list[CorrelationHit]:
         """Feed one event and the base rules it matched; the correlations that fired because of it."""
+        return self.observe_refs([rule.id for rule in matched], event, event_id, timestamp)
+
+    def observe_refs(
+        self,
+        refs: Iterable[str],
+        event: Mapping[str, Any],
+        event_id: str,
+        timestamp: float,
+        only: Container[str] | None = None,
+    ) -> list[CorrelationHit]:
+        """:meth:`observe` by the ids of the matched rules; ``only`` limits it to some correlations.
+
+        ``only`` lets a worker of the scale-out mode count the correlations routed to it and no
+        others (their groups are counted where their keys are routed).
+        """
         hits: list[CorrelationHit] = []
         if timestamp > self.watermark:
             self.watermark = timestamp
@@ -194,12 +209,13 @@ class CorrelationEngine:
             self._sweep(timestamp - self.lateness)
         pending: dict[int, list[tuple[int, _Source, float, tuple[str, ...]]]] = {}
         view: EventView | None = None
-        for rule in matched:
-            consumers = self._consumers.get(rule.id)
+        for rule_id in refs:
+            consumers = self._consumers.get(rule_id)
             if consumers:
                 view = view or EventView(event)
                 for plan_index, position in consumers:
-                    pending.setdefault(plan_index, []).append((position, view, timestamp, (event_id,)))
+                    if only is None or self._plans[plan_index].rule.id in only:
+                        pending.setdefault(plan_index, []).append((position, view, timestamp, (event_id,)))
         if pending:
             hits += self._run(pending)
         return hits
