@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 
 from secmon import __version__, log
 from secmon.cli import alerts, apikey, bench, demo, detect, es, hunt, imports, kafka, rules, status
 from secmon.cli.context import console, ensure_cluster, errors, load, run_async
-from secmon.errors import SecmonError
+from secmon.config import Settings
+from secmon.errors import ConfigError, SecmonError
 
 if TYPE_CHECKING:
     from secmon import service
@@ -73,13 +75,35 @@ def up(
     demo: Annotated[
         bool, typer.Option(help="Once up, import the bundled attack data (agency demo) and list its alerts.")
     ] = False,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="With a bus: section, run only this role (collect, detect or api); repeat it for several."
+            " Overrides roles: in the configuration.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start everything: a local Elasticsearch when none is configured, collectors, detection and the API."""
     from secmon.cli.panel import StatusPanel
-    from secmon.service import Running, run_service
+    from secmon.service import Running, RunningRoles, run_service
     from secmon.store import cluster_url
 
     settings = load(ctx)
+    if role:
+        settings = with_roles(settings, role)
+
+    def roles_ready(running: RunningRoles) -> None:
+        console.print(
+            f"[green]secmon is up[/] — roles {', '.join(settings.roles)} over Kafka at {running.cluster.bootstrap}"
+        )
+        if running.api is not None:
+            console.print(f"  API: {running.api.url} (OpenAPI at {running.api.url}/docs)")
+        for component, source in running.sources.items():
+            address = getattr(source, "address", None) or ""
+            console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
+        console.print("Ctrl-C stops it.")
 
     def ready(running: Running) -> None:
         console.print(f"[green]secmon is up[/] — Elasticsearch at {cluster_url(settings.elasticsearch)}")
@@ -108,7 +132,15 @@ def up(
             for task in tasks:
                 task.cancel()
 
-    run_async(run_service(settings, on_ready=ready, monitor=alongside))
+    run_async(run_service(settings, on_ready=ready, monitor=alongside, on_roles_ready=roles_ready))
+
+
+def with_roles(settings: Settings, roles: list[str]) -> Settings:
+    """``settings`` running ``roles`` instead of its own, validated as the file would be."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), "roles": roles})
+    except ValidationError as exc:
+        raise ConfigError(f"--role: {exc.errors()[0]['msg']}") from None
 
 
 async def _replay_demo(running: service.Running) -> None:
