@@ -1,7 +1,9 @@
 """The live status panel of ``secmon up``: events/s, alerts by level, what waits where, cluster health.
 
 It reads the running service's own counters (no request to itself) once a second and asks
-Elasticsearch for its health every few seconds. Log lines keep printing above it.
+Elasticsearch for its health every few seconds. With a bus it also shows each consumer group's
+total lag, events/s in and out, and who owns its partitions, read from Kafka in a thread at most
+every LAG_SECONDS. Log lines keep printing above it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError
@@ -19,14 +22,20 @@ from rich.table import Table
 from rich.text import Text
 
 from secmon.cli.detect import LEVEL_STYLES
+from secmon.config import BusSettings
 from secmon.detection.alerts import LEVELS
 from secmon.service import Running
 from secmon.store import cluster_url
+
+if TYPE_CHECKING:
+    from secmon.bus.lag import GroupRate, PartitionLag
 
 REFRESH_SECONDS = 1.0
 HEALTH_EVERY = 5  # refreshes between two cluster health checks
 RATE_WINDOW = 5  # seconds the events/s figure is averaged over
 HEALTH_STYLES = {"green": "green", "yellow": "yellow", "red": "bold red"}
+LAG_SECONDS = 2.0  # between two readings of the consumer groups' lag at least
+LAG_TIMEOUT = 2.0  # seconds a reading may take; the panel keeps showing the previous one meanwhile
 
 
 class StatusPanel:
@@ -38,6 +47,8 @@ class StatusPanel:
         self.started = time.monotonic()
         self.health = "…"
         self._received: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW + 1)
+        bus = running.settings.bus
+        self.kafka = KafkaLag(bus, running.settings.topic_prefix) if bus is not None else None
 
     async def run(self) -> None:
         """Refresh until cancelled; logs go above the panel meanwhile."""
@@ -50,11 +61,15 @@ class StatusPanel:
                 while True:
                     if tick % HEALTH_EVERY == 0:
                         self.health = await self._cluster_health()
+                    if self.kafka is not None:
+                        self.kafka.refresh()
                     live.update(self.render())
                     tick += 1
                     await asyncio.sleep(REFRESH_SECONDS)
             finally:
                 root.handlers[:] = saved
+                if self.kafka is not None:
+                    self.kafka.close()
 
     def render(self) -> RenderableType:
         """The panel as it is now."""
@@ -93,6 +108,9 @@ class StatusPanel:
         if stats.dead_lettered:
             waiting += f"   dead-lettered {stats.dead_lettered:,}"
         summary.add_row("waiting", waiting)
+        if self.kafka is not None:
+            for label, value in self.kafka.summary():
+                summary.add_row(label, value)
         summary.add_row("up", _duration(now - self.started))
 
         sources = Table("source", "type", "received", "errors", "dropped", box=None, header_style="bold")
@@ -117,6 +135,78 @@ class StatusPanel:
         except (ApiError, TransportError):
             return "unreachable (events wait in the disk buffer)"
         return str(health.get("status", "unknown"))
+
+
+class KafkaLag:
+    """The consumer groups' lag on the bus, read in a thread (librdkafka blocks) and kept for the panel."""
+
+    def __init__(self, bus: BusSettings, topic_prefix: str) -> None:
+        from secmon.bus.lag import bus_address  # librdkafka loads only with a bus
+        from secmon.bus.topics import Topics
+
+        self.bus = bus
+        self.bootstrap = bus_address(bus)
+        self.topics = Topics(topic_prefix, bus.group)
+        self.rows: list[PartitionLag] = []
+        self.rates: dict[str, GroupRate] = {}
+        self.error: str | None = None
+        self._read_at: float | None = None  # when the rows were read
+        self._asked_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+
+    def refresh(self) -> None:
+        """Start a reading, unless one is under way or the last one began less than LAG_SECONDS ago."""
+        now = time.monotonic()
+        if (self._reading is not None and not self._reading.done()) or now - self._asked_at < LAG_SECONDS:
+            return
+        self._asked_at = now
+        self._reading = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        """Read the lag now; a cluster that does not answer leaves the last rows and says so."""
+        from secmon.bus.lag import group_lag, rates
+        from secmon.errors import BrokerError
+
+        started = time.monotonic()
+        try:
+            rows = await asyncio.to_thread(group_lag, self.bootstrap, self.topics, self.bus.options, LAG_TIMEOUT)
+        except BrokerError as exc:
+            self.error = str(exc)
+            return
+        if self._read_at is not None:
+            self.rates = {rate.group: rate for rate in rates(self.rows, rows, started - self._read_at)}
+        self.rows, self._read_at, self.error = rows, started, None
+
+    def close(self) -> None:
+        """Stop waiting for a reading under way (its thread ends by itself within LAG_TIMEOUT)."""
+        if self._reading is not None:
+            self._reading.cancel()
+
+    def summary(self) -> list[tuple[str, RenderableType]]:
+        """Rows for the panel: one per consumer group (lag, events/s, owners), or why there is none."""
+        if self.error is not None:
+            return [("Kafka", Text(self.error, "yellow"))]
+        if self._read_at is None:
+            return [("Kafka", Text(f"{self.bootstrap}  …"))]
+        from secmon.bus.lag import total_lag
+
+        lines: list[tuple[str, RenderableType]] = []
+        for group, lag in total_lag(self.rows).items():
+            line = f"lag {lag:,}"
+            rate = self.rates.get(group)
+            if rate is not None:
+                line += f"   {rate.produced:,.0f}/s in  {rate.consumed:,.0f}/s out"
+            # Text, not markup: a client.id is whatever the member chose, brackets included.
+            lines.append((group, Text(f"{line}   {_owners([row for row in self.rows if row.group == group])}")))
+        return lines or [("Kafka", Text(f"{self.bootstrap}  no topics yet"))]
+
+
+def _owners(rows: list[PartitionLag]) -> str:
+    """Who owns which partitions, compactly: ``secmon-detect-a-12: 0 1 2 · unassigned: 3``."""
+    partitions: dict[str, list[int]] = {}
+    for row in rows:
+        partitions.setdefault(row.owner or "unassigned", []).append(row.partition)
+    return " · ".join(f"{owner}: {' '.join(map(str, numbers))}" for owner, numbers in partitions.items())
 
 
 class _ConsoleHandler(logging.Handler):
