@@ -362,6 +362,11 @@ class Settings(_Section):
         "Elasticsearch), api. Without a bus one process runs all three.",
     )
 
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_from_text(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
@@ -382,6 +387,10 @@ class Settings(_Section):
     def topic_prefix(self) -> str:
         """The prefix of secmon's Kafka topics."""
         return (self.bus.topic_prefix if self.bus else None) or self.elasticsearch.index_prefix
+
+
+# Options outside any section that an environment variable may set (SECMON_<NAME>).
+_TOP_LEVEL_OPTIONS = frozenset(("state_dir", "roles"))
 
 
 def parse_duration(text: str) -> float:
@@ -464,6 +473,8 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             keys = ["elasticsearch", ES_SHORT_ENV[name]]
         elif name.startswith("SECMON_") and "__" in name:
             keys = [part.lower() for part in name[len("SECMON_") :].split("__")]
+        elif name.startswith("SECMON_") and name[len("SECMON_") :].lower() in _TOP_LEVEL_OPTIONS:
+            keys = [name[len("SECMON_") :].lower()]  # SECMON_STATE_DIR, SECMON_ROLES=collect,detect
         else:
             continue
         target = overrides
@@ -491,11 +502,20 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _deep_merge(merged[key], value)
         else:
-            merged[key] = {k: v for k, v in value.items() if k != "__env__"} if isinstance(value, dict) else value
+            merged[key] = _without_env_names(value)
     return merged
 
 
+def _without_env_names(value: Any) -> Any:
+    """An override (a section the file does not have, at any depth) without the variables' names kept beside it."""
+    if not isinstance(value, dict):
+        return value
+    return {k: _without_env_names(v) for k, v in value.items() if k != "__env__"}
+
+
 def _env_name(overrides: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    if not keys:  # a check of several options together
+        return None
     node: Any = overrides
     for key in keys[:-1]:
         node = node.get(key) if isinstance(node, dict) else None
@@ -532,5 +552,7 @@ def _describe(
             where = f"{path}:{line}" if line else str(path)
         else:
             where = "defaults"
-        problems.append(f"{where}: {dotted}: {reason}")
+        problems.append(
+            f"{where}: {dotted}: {reason}" if dotted else f"{where}: {reason.removeprefix('Value error, ')}"
+        )
     return "invalid configuration:\n  " + "\n  ".join(problems)

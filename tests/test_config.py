@@ -141,3 +141,35 @@ def test_nesting_too_deep_for_yaml_is_a_config_error(tmp_path: Path) -> None:
     path = write(tmp_path, "writer: " + "[" * 1100 + "]" * 1100 + "\n")
     with pytest.raises(ConfigError, match=rf"{path}:1:\d+: invalid YAML: exceeded maximum nesting depth"):
         load_settings(path, environ={})
+
+
+def test_environment_sets_options_two_sections_deep_that_the_file_does_not_have() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "SECMON_BUS__LOCAL__PORT": "9999",
+            "SECMON_BUS__OPTIONS__SASL.USERNAME": "secmon",
+            "SECMON_ELASTICSEARCH__LOCAL__PORT": "9201",
+        },
+    )
+    assert settings.bus is not None
+    assert settings.bus.local.port == 9999
+    assert settings.bus.options == {"sasl.username": "secmon"}
+    assert settings.elasticsearch.local.port == 9201
+
+
+def test_environment_sets_the_roles_and_the_state_dir_and_names_a_bad_role() -> None:
+    settings = load_settings(
+        None, environ={"SECMON_BUS__PARTITIONS": "2", "SECMON_ROLES": "collect, detect", "SECMON_STATE_DIR": "/srv/x"}
+    )
+    assert settings.roles == ["collect", "detect"]
+    assert settings.state_dir == Path("/srv/x")
+    with pytest.raises(ConfigError, match=r"environment variable SECMON_ROLES: roles: .*not bogus"):
+        load_settings(None, environ={"SECMON_BUS__PARTITIONS": "2", "SECMON_ROLES": "collect,bogus"})
+
+
+def test_roles_other_than_all_three_need_a_bus(tmp_path: Path) -> None:
+    path = tmp_path / "secmon.yml"
+    path.write_text("roles: [detect]\n")
+    with pytest.raises(ConfigError, match="need a bus: section"):
+        load_settings(path, environ={})
