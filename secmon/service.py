@@ -387,18 +387,25 @@ async def run_service(
     on_ready: Callable[[Running], None] | None = None,
     monitor: Callable[[Running], Coroutine[Any, Any, None]] | None = None,
     on_roles_ready: Callable[[RunningRoles], None] | None = None,
+    monitor_roles: Callable[[RunningRoles], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM; ``monitor`` (a status display) runs alongside until then.
 
     A collector-only agency (``forward.url`` set) runs :func:`forwarding_service`, which logs
     where it forwards; ``on_ready`` and ``monitor`` are for the full service and are not called.
-    With a ``bus:`` section the process runs its roles (:func:`running_roles`) and tells ``on_roles_ready``.
+    With a ``bus:`` section the process runs its roles (:func:`running_roles`), tells ``on_roles_ready``
+    and runs ``monitor_roles`` alongside.
     """
     if settings.bus is not None:
         async with until_signalled() as stop, running_roles(settings) as roles:
             if on_roles_ready is not None:
                 on_roles_ready(roles)
-            await stop.wait()
+            watching = asyncio.create_task(monitor_roles(roles), name="monitor") if monitor_roles else None
+            try:
+                await stop.wait()
+            finally:
+                if watching is not None:
+                    await cancel([watching])
             log.info("Stopping: handing over what is not committed.")
         return
     if settings.forward.url is not None:

@@ -86,7 +86,7 @@ def up(
     ] = None,
 ) -> None:
     """Start everything: a local Elasticsearch when none is configured, collectors, detection and the API."""
-    from secmon.cli.panel import StatusPanel
+    from secmon.cli.panel import RolesPanel, StatusPanel
     from secmon.service import Running, RunningRoles, run_service
     from secmon.store import cluster_url
 
@@ -116,6 +116,7 @@ def up(
 
     if panel:
         console.forced_terminal = True  # asked for: draw it as on a terminal, wherever the output goes
+        console.is_interactive = True  # rich decided at start it is not, and Live only refreshes when it is
 
     async def alongside(running: Running) -> None:
         tasks = []
@@ -132,7 +133,15 @@ def up(
             for task in tasks:
                 task.cancel()
 
-    run_async(run_service(settings, on_ready=ready, monitor=alongside, on_roles_ready=roles_ready))
+    async def roles_alongside(running: RunningRoles) -> None:
+        if panel is not False and console.is_terminal:
+            await RolesPanel(running, console).run()
+
+    run_async(
+        run_service(
+            settings, on_ready=ready, monitor=alongside, on_roles_ready=roles_ready, monitor_roles=roles_alongside
+        )
+    )
 
 
 def with_roles(settings: Settings, roles: list[str]) -> Settings:

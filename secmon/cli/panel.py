@@ -1,9 +1,9 @@
 """The live status panel of ``secmon up``: events/s, alerts by level, what waits where, cluster health.
 
 It reads the running service's own counters (no request to itself) once a second and asks
-Elasticsearch for its health every few seconds. With a bus it also shows each consumer group's
-total lag, events/s in and out, and who owns its partitions, read from Kafka in a thread at most
-every LAG_SECONDS. Log lines keep printing above it.
+Elasticsearch for its health every few seconds. A process of the scale-out mode shows its roles
+instead (:class:`RolesPanel`), with each consumer group's total lag, events/s in and out, and who
+owns its partitions, read from Kafka in a thread at most every LAG_SECONDS. Log lines keep printing above it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from elastic_transport import TransportError
-from elasticsearch import ApiError
+from elasticsearch import ApiError, AsyncElasticsearch
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -24,7 +24,7 @@ from rich.text import Text
 from secmon.cli.detect import LEVEL_STYLES
 from secmon.config import BusSettings
 from secmon.detection.alerts import LEVELS
-from secmon.service import Running
+from secmon.service import Running, RunningRoles
 from secmon.store import cluster_url
 
 if TYPE_CHECKING:
@@ -38,17 +38,21 @@ LAG_SECONDS = 2.0  # between two readings of the consumer groups' lag at least
 LAG_TIMEOUT = 2.0  # seconds a reading may take; the panel keeps showing the previous one meanwhile
 
 
-class StatusPanel:
-    """Renders a :class:`~secmon.service.Running` service; :meth:`run` keeps it on screen."""
+class _LivePanel:
+    """A panel kept on screen, refreshed every REFRESH_SECONDS, with log lines printing above it."""
 
-    def __init__(self, running: Running, console: Console) -> None:
-        self.running = running
+    def __init__(self, console: Console) -> None:
         self.console = console
         self.started = time.monotonic()
-        self.health = "…"
-        self._received: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW + 1)
-        bus = running.settings.bus
-        self.kafka = KafkaLag(bus, running.settings.topic_prefix) if bus is not None else None
+
+    def render(self) -> RenderableType:
+        raise NotImplementedError
+
+    async def tick(self, count: int) -> None:
+        """Before each refresh: read what the next rendering shows."""
+
+    def closing(self) -> None:
+        """When the panel goes away."""
 
     async def run(self) -> None:
         """Refresh until cancelled; logs go above the panel meanwhile."""
@@ -57,19 +61,29 @@ class StatusPanel:
         with Live(self.render(), console=self.console, refresh_per_second=4, transient=True) as live:
             root.handlers[:] = [_ConsoleHandler(live.console, saved)]
             try:
-                tick = 0
+                count = 0
                 while True:
-                    if tick % HEALTH_EVERY == 0:
-                        self.health = await self._cluster_health()
-                    if self.kafka is not None:
-                        self.kafka.refresh()
+                    await self.tick(count)
                     live.update(self.render())
-                    tick += 1
+                    count += 1
                     await asyncio.sleep(REFRESH_SECONDS)
             finally:
                 root.handlers[:] = saved
-                if self.kafka is not None:
-                    self.kafka.close()
+                self.closing()
+
+
+class StatusPanel(_LivePanel):
+    """Renders a :class:`~secmon.service.Running` service; :meth:`run` keeps it on screen."""
+
+    def __init__(self, running: Running, console: Console) -> None:
+        super().__init__(console)
+        self.running = running
+        self.health = "…"
+        self._received: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW + 1)
+
+    async def tick(self, count: int) -> None:
+        if count % HEALTH_EVERY == 0:
+            self.health = await _cluster_health(self.running.client)
 
     def render(self) -> RenderableType:
         """The panel as it is now."""
@@ -108,9 +122,6 @@ class StatusPanel:
         if stats.dead_lettered:
             waiting += f"   dead-lettered {stats.dead_lettered:,}"
         summary.add_row("waiting", waiting)
-        if self.kafka is not None:
-            for label, value in self.kafka.summary():
-                summary.add_row(label, value)
         summary.add_row("up", _duration(now - self.started))
 
         sources = Table("source", "type", "received", "errors", "dropped", box=None, header_style="bold")
@@ -129,12 +140,64 @@ class StatusPanel:
         parts.append(Text("Ctrl-C stops secmon (what is in flight is flushed first).", style="dim"))
         return Group(*parts)
 
-    async def _cluster_health(self) -> str:
-        try:
-            health = await self.running.client.options(request_timeout=2, max_retries=0).cluster.health()
-        except (ApiError, TransportError):
-            return "unreachable (events wait in the disk buffer)"
-        return str(health.get("status", "unknown"))
+
+class RolesPanel(_LivePanel):
+    """Renders the roles of a scale-out process (:class:`~secmon.service.RunningRoles`) and the bus's lag."""
+
+    def __init__(self, running: RunningRoles, console: Console) -> None:
+        super().__init__(console)
+        self.running = running
+        self.health = "…"
+        bus = running.settings.bus
+        assert bus is not None
+        self.kafka = KafkaLag(bus, running.settings.topic_prefix)
+
+    async def tick(self, count: int) -> None:
+        store = self.running.store
+        if store is not None and count % HEALTH_EVERY == 0:
+            self.health = await _cluster_health(store.client)
+        self.kafka.refresh()
+
+    def closing(self) -> None:
+        self.kafka.close()
+
+    def render(self) -> RenderableType:
+        running = self.running
+        summary = Table.grid(padding=(0, 2))
+        summary.add_column(style="bold")
+        summary.add_column()
+        summary.add_row("roles", f"{', '.join(running.settings.roles)}   Kafka {running.cluster.bootstrap}")
+        if running.store is not None:
+            es = running.settings.elasticsearch
+            summary.add_row(
+                "Elasticsearch", Text(f"{cluster_url(es)}  {self.health}", HEALTH_STYLES.get(self.health, ""))
+            )
+        if running.api is not None:
+            summary.add_row("API", f"{running.api.url}  (docs: {running.api.url}/docs)")
+        if running.pipeline is not None:
+            telemetry = running.pipeline.telemetry
+            received = sum(
+                telemetry.value("secmon_component_received_events_total", component=c) for c in running.sources
+            )
+            buffered = running.pipeline.buffer.pending_bytes / 1e6
+            summary.add_row("collected", f"{received:,.0f} received   disk buffer {buffered:,.1f} MB")
+        if running.detect is not None:
+            detected = f"{running.detect.events:,} events stored"
+            if running.correlate is not None:
+                detected += f"   {running.correlate.hits:,} correlation hits counted"
+            summary.add_row("detected", detected)
+        for label, value in self.kafka.summary():
+            summary.add_row(label, value)
+        summary.add_row("up", _duration(time.monotonic() - self.started))
+        return Group(summary, Text("Ctrl-C stops this process (what is not committed is handled again).", style="dim"))
+
+
+async def _cluster_health(client: AsyncElasticsearch) -> str:
+    try:
+        health = await client.options(request_timeout=2, max_retries=0).cluster.health()
+    except (ApiError, TransportError):
+        return "unreachable (events wait in the disk buffer)"
+    return str(health.get("status", "unknown"))
 
 
 class KafkaLag:
