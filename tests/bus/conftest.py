@@ -1,12 +1,14 @@
 """A real Kafka broker of the bus tests' own: secmon's local broker on ports 9392/9393, started fresh.
 
 Its own ports keep it apart from a broker a user started with ``secmon kafka start`` (9092/9093);
-the jars are fetched into (or found in) the same cache. Tests that stop it start it again, and
-the session stops it at its end.
+the jars are fetched into (or found in) the same cache. ``SECMON_TEST_KAFKA_PORT`` moves it (and
+its controller to the next port), so that two test sessions never share one broker. Tests that
+stop it start it again, and the session stops it at its end.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +16,8 @@ import pytest
 from secmon.bus import LocalKafka
 from secmon.config import LocalKafkaSettings
 
-TEST_BROKER_PORT = 9392
-TEST_CONTROLLER_PORT = 9393
+TEST_BROKER_PORT = int(os.environ.get("SECMON_TEST_KAFKA_PORT", "9392"))
+TEST_CONTROLLER_PORT = TEST_BROKER_PORT + 1
 
 
 @pytest.fixture(scope="session")

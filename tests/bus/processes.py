@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
@@ -25,6 +26,7 @@ from secmon.bus import consumer
 from secmon.bus.client import admin
 from secmon.bus.topics import Topics
 from secmon.config import ElasticsearchSettings
+from secmon.store import cluster_url
 from tests.support.net import connects, free_port
 from tests.support.wait import until
 
@@ -38,7 +40,12 @@ class Worker:
     config: Path
     log_path: Path
     syslog_port: int | None = None
+    api_port: int | None = None
     process: asyncio.subprocess.Process | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def pid(self) -> int:
@@ -78,13 +85,15 @@ class ScaleOut:
 
     def configure(self, name: str, roles: list[str]) -> Worker:
         syslog_port = free_port() if "collect" in roles else None
+        api_port = free_port() if "api" in roles else None
         config: dict[str, Any] = {
-            "elasticsearch": {"url": self.es.url, "index_prefix": self.prefix},
+            # The node the tests' fixture runs, by its URL: a process told none would start one of its own.
+            "elasticsearch": {"url": cluster_url(self.es), "index_prefix": self.prefix},
             "bus": {"bootstrap_servers": self.bootstrap, "partitions": self.partitions, "session_timeout": 6},
             "roles": roles,
             "state_dir": str(self.tmp_path / f"state-{name}"),
             "metrics": {"address": None},
-            "api": {"enabled": False},
+            "api": {"enabled": True, "address": f"127.0.0.1:{api_port}"} if api_port else {"enabled": False},
             "writer": {"flush_interval": 0.05},
             "detection": {"reload_interval": 0.5, **self.detection},
         }
@@ -92,14 +101,16 @@ class ScaleOut:
             config["sources"] = {"edge": {"type": "syslog", "mode": "tcp", "address": f"127.0.0.1:{syslog_port}"}}
         path = self.tmp_path / f"secmon-{name}.yml"
         path.write_text(yaml.safe_dump(config))
-        return Worker(name, roles, path, self.tmp_path / f"{name}.log", syslog_port)
+        return Worker(name, roles, path, self.tmp_path / f"{name}.log", syslog_port, api_port)
 
-    async def start(self, name: str, roles: list[str]) -> Worker:
+    async def start(self, name: str, roles: list[str], *, panel: bool = False) -> Worker:
+        """Start ``secmon up`` with ``roles``; ``panel`` draws its live panel into its output."""
         worker = self.configure(name, roles)
         with worker.log_path.open("w") as log_file:  # a file, not a pipe nobody reads
             worker.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "secmon", "--config", str(worker.config), "up", "--no-panel",
-                stdout=log_file, stderr=subprocess.STDOUT,
+                sys.executable, "-m", "secmon", "--config", str(worker.config), "up",
+                "--panel" if panel else "--no-panel", stdout=log_file, stderr=subprocess.STDOUT,
+                env={**os.environ, "COLUMNS": "200"} if panel else None,
             )  # fmt: skip
         self.workers.append(worker)
         process = worker.process
@@ -108,6 +119,7 @@ class ScaleOut:
                 lambda: (
                     process.returncode is None
                     and (worker.syslog_port is None or connects(worker.syslog_port))
+                    and (worker.api_port is None or connects(worker.api_port))
                     and "Scale-out roles running" in worker.output()
                 )
             ),
@@ -156,6 +168,16 @@ class ScaleOut:
             }
         finally:
             reader.close()
+
+    def partitions_of_hosts(self) -> dict[str, int]:
+        """host.name → the events topic's partition its events are on, read back from the topic."""
+        found: dict[str, int] = {}
+        for partition, frame in self.messages(self.topics.events):
+            source = orjson.loads(frame.partition(b"\n")[2])
+            host = source.get("host", {}).get("name") or source.get("host", {}).get("hostname")
+            if host:
+                found[host] = partition
+        return found
 
     def messages(self, topic: str) -> list[tuple[int, bytes]]:
         """Every message of ``topic`` now: (partition, value), read by a group of the test's own."""

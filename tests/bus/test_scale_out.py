@@ -4,15 +4,18 @@ real Kafka broker and a real Elasticsearch, workers killed with SIGKILL while th
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 
+from secmon.auth import KeyStore, Role
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
 from tests.bus.processes import ScaleOut, scale_out
@@ -160,3 +163,60 @@ async def test_a_worker_killed_halfway_through_100000_lines_loses_none_and_store
         assert sorted(alert["source"]["ip"] for alert in alerts) == sorted(
             f"198.51.100.{100 + attacker}" for attacker in range(attackers)
         )  # one alert per attacker, none twice
+
+
+def sshd_rule(rule_id: str, user: str) -> str:
+    return f"""\
+title: Login attempt as {user}
+id: {rule_id}
+level: high
+logsource: {{product: linux, service: sshd}}
+detection:
+  selection: {{event.outcome: failure, user.name: {user}}}
+  condition: selection
+"""
+
+
+async def test_a_rule_uploaded_through_the_api_role_fires_on_every_detect_worker(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, kafka: str, tmp_path: Path
+) -> None:
+    names = IndexNames(prefix())
+    keys = KeyStore(es, names)
+    await keys.ensure_index()
+    _, secret = await keys.create(Role.RULE_AUTHOR, name="scale.author")
+    rule_id, user = f"5a4e0000-0000-4000-8000-{secrets.token_hex(6)}", f"user{secrets.token_hex(3)}"
+    hosts = [f"host-{n}" for n in range(12)]  # over 3 partitions: both workers get some
+    async with scale_out(tmp_path, kafka, es_settings, names.prefix) as cluster:
+        api = await cluster.start("api", ["api"])
+        collector = await cluster.start("collect", ["collect"])
+        workers = [await cluster.start(f"detect-{n}", ["detect"], panel=n == 0) for n in range(2)]
+        await until(
+            lambda: len(set(cluster.owners(cluster.topics.detect_group).values())) == 2,
+            "both workers to share the events",
+        )
+        async with httpx.AsyncClient(base_url=api.api_url, headers={"Authorization": f"Bearer {secret}"}) as client:
+            created = await client.post(
+                "/rules", content=sshd_rule(rule_id, user), headers={"Content-Type": "application/yaml"}
+            )
+            assert created.status_code == 201, created.text
+        for worker in workers:
+            await until(
+                lambda worker=worker: "Rules reloaded." in worker.output(), f"{worker.name} to load the uploaded rule"
+            )
+        collector.send_lines(
+            f"<38>Dec 10 06:55:10 {host} sshd[24200]: Failed password for {user} from 203.0.113.9 port 38926 ssh2"
+            for host in hosts
+        )
+        alerts = await until(
+            lambda: alerts_of(es, names, rule_id), "an alert per host", done=lambda found: len(found) == len(hosts)
+        )
+        assert sorted(alert["host"]["name"] for alert in alerts) == sorted(hosts)
+        owners = cluster.owners(cluster.topics.detect_group)
+        handled_by = {owners[partition] for partition in cluster.partitions_of_hosts().values()}
+        assert handled_by == {worker.pid for worker in workers}  # the alerts came from both workers
+        # The first worker's live panel shows the groups' lag and who owns which partition.
+        lag_line = re.compile(rf"{re.escape(cluster.topics.detect_group)}\s+lag 0 .*secmon-detect-")
+        await until(
+            lambda: lag_line.search(workers[0].output()),
+            lambda: f"the panel's lag line; the output:\n{workers[0].output()[-2000:]}",
+        )
