@@ -39,6 +39,7 @@ from secmon.store import IndexNames, cluster_health, cluster_url, connect, insta
 log = get_logger(__name__)
 
 DRAIN_ON_STOP_SECONDS = 10.0
+WORKER_STOP_SECONDS = 30.0  # for a detect worker to store and commit what it took before it leaves
 
 
 @dataclass(slots=True)
@@ -316,12 +317,19 @@ async def running_roles(settings: Settings) -> AsyncIterator[RunningRoles]:
 
 
 async def _start_worker(stack: contextlib.AsyncExitStack, worker: DetectWorker | CorrelateWorker, name: str) -> None:
-    """Run ``worker`` until the stack unwinds; then stop it (what it had not committed is handled again)."""
+    """Run ``worker`` until the stack unwinds; then let it finish and commit what it took, for a while.
+
+    What it could not commit by then is handled again by the partition's next owner.
+    """
     task = asyncio.create_task(worker.run(), name=name)
     task.add_done_callback(_report_failure)
 
     async def stop() -> None:
-        await cancel([task])
+        worker.consumer.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_SECONDS)
+        except Exception:  # too slow (Elasticsearch away), or a failure it logged when it happened
+            await cancel([task])
         await worker.close()
 
     stack.push_async_callback(stop)

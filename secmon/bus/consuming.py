@@ -85,16 +85,17 @@ class GroupConsumer:
         self._changes: list[Assignment] = []  # made in the consumer's thread, taken by the loop
         self._next: dict[int, int] = {}  # partition → the next offset this worker has not taken yet
         self._closed = False
+        self._stopping = asyncio.Event()
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: function(*args, **kwargs))
 
     async def run(self, handle: Handler, rebalanced: Rebalanced | None = None) -> None:
-        """Consume until cancelled: handle each batch, commit in order, report rebalances first."""
+        """Consume until :meth:`stop` (or cancelled): handle each batch, commit in order, report rebalances first."""
         await self._call(self._consumer.subscribe, [self.topic], on_assign=self._assigned, on_revoke=self._revoked)
         in_flight: deque[tuple[dict[int, int], asyncio.Task[None]]] = deque()
         try:
-            while True:
+            while not self._stopping.is_set():
                 messages = await self._call(self._consumer.consume, self.batch_size, 0.5)
                 changes, self._changes = self._changes, []
                 for change in changes:
@@ -107,9 +108,15 @@ class GroupConsumer:
                     in_flight.append((_next_offsets(batch), asyncio.create_task(handle(batch))))
                 while in_flight and (in_flight[0][1].done() or len(in_flight) >= self.window or not batch):
                     await self._finish(*in_flight.popleft())
+            while in_flight:  # stopping: what was taken is handled and committed before leaving
+                await self._finish(*in_flight.popleft())
         finally:
             for _, task in in_flight:
                 task.cancel()
+
+    def stop(self) -> None:
+        """Take no more messages: :meth:`run` returns once what it took is handled and committed."""
+        self._stopping.set()
 
     async def close(self) -> None:
         """Leave the group (its partitions move to the others at once) and stop the thread."""

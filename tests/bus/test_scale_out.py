@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,27 @@ async def test_a_rule_uploaded_through_the_api_role_fires_on_every_detect_worker
             lambda: lag_line.search(workers[0].output()),
             lambda: f"the panel's lag line; the output:\n{workers[0].output()[-2000:]}",
         )
+
+
+async def test_a_worker_stopped_with_sigterm_commits_exactly_what_it_stored(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, kafka: str, tmp_path: Path
+) -> None:
+    names = IndexNames(prefix())
+    lines = [f"<13>Dec 10 07:00:00 host-{n % 9} app[1]: graceful {n}" for n in range(30_000)]
+    async with scale_out(tmp_path, kafka, es_settings, names.prefix) as cluster:
+        collector = await cluster.start("collect", ["collect"])
+        worker = await cluster.start("detect", ["detect"])
+        await asyncio.to_thread(collector.send_lines, lines)
+
+        async def stored() -> int:
+            await es.indices.refresh(index=names.events_pattern, ignore_unavailable=True)
+            return int((await es.count(index=names.events_pattern, ignore_unavailable=True))["count"])
+
+        await until(stored, "the worker to be busy storing", done=lambda count: count > 0)
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.process.wait(), 60) == 0
+        offsets = cluster.committed(cluster.topics.detect_group, cluster.topics.events).values()
+        committed = sum(max(offset, 0) for offset in offsets)  # a partition without a commit has a negative one
+        # What it took it stored and committed before leaving: its successor handles nothing again.
+        assert 0 < committed == await stored()
