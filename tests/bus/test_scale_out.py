@@ -245,3 +245,33 @@ async def test_a_worker_stopped_with_sigterm_commits_exactly_what_it_stored(
         committed = sum(max(offset, 0) for offset in offsets)  # a partition without a commit has a negative one
         # What it took it stored and committed before leaving: its successor handles nothing again.
         assert 0 < committed == await stored()
+
+
+async def test_one_hosts_hits_through_two_collectors_are_one_alert_group(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, kafka: str, tmp_path: Path
+) -> None:
+    names = IndexNames(prefix())
+    rule_id, user = f"5a4e0000-0000-4000-8000-{secrets.token_hex(6)}", f"user{secrets.token_hex(3)}"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "login.yml").write_text(sshd_rule(rule_id, user))
+    detection = {"rules": [str(rules)], "group_window": "10m"}
+    async with scale_out(tmp_path, kafka, es_settings, names.prefix, detection=detection) as cluster:
+        collectors = [await cluster.start(f"collect-{n}", ["collect"]) for n in range(2)]
+        for n in range(2):
+            await cluster.start(f"detect-{n}", ["detect"])
+        await until(
+            lambda: len(set(cluster.owners(cluster.topics.detect_group).values())) == 2,
+            "both workers to share the events",
+        )
+        for n in range(6):  # one host's failures, alternately through each collector
+            collectors[n % 2].send_lines(
+                [f"<38>Dec 10 06:55:{n:02d} web-1 sshd[1]: Failed password for {user} from 203.0.113.9 port 1 ssh2"]
+            )
+        [alert] = await until(
+            lambda: alerts_of(es, names, rule_id),
+            "the group's alert to count all six",
+            done=lambda found: len(found) == 1 and found[0]["alert"]["count"] == 6,
+        )
+        assert alert["host"]["name"] == "web-1"
+        assert len(alert["event"]["ids"]) == 6
