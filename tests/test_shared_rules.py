@@ -24,21 +24,10 @@ from secmon.auth import KeyStore, Role
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
 from tests.support.net import connects, free_port
+from tests.support.rules import sshd_failure_rule
 from tests.support.wait import until
 
 YAML = {"Content-Type": "application/yaml"}
-
-
-def rule_text(rule_id: str, user: str, title: str) -> str:
-    return f"""\
-title: {title}
-id: {rule_id}
-level: high
-logsource: {{product: linux, service: sshd}}
-detection:
-  selection: {{event.outcome: failure, user.name: {user}}}
-  condition: selection
-"""
 
 
 @dataclass(slots=True)
@@ -129,7 +118,7 @@ async def test_a_rule_changed_through_one_instance_reaches_the_other(
     second, second_config = configure(tmp_path, "b", url, names, rules)
     # Left by an older secmon in the second instance's state_dir: imported into the index at start.
     (second.state_dir / "rules").mkdir(parents=True)
-    (second.state_dir / "rules" / f"{old_id}.yml").write_text(rule_text(old_id, "nobody-at-all", "Old rule"))
+    (second.state_dir / "rules" / f"{old_id}.yml").write_text(sshd_failure_rule(old_id, "nobody-at-all", "Old rule"))
 
     keys = KeyStore(es, names)
     await keys.ensure_index()
@@ -144,7 +133,7 @@ async def test_a_rule_changed_through_one_instance_reaches_the_other(
     ):
         # The migrated rule is in the index, so the other instance lists it too.
         stored = await es.get(index=names.rules, id=f"rule:{old_id}")
-        assert stored["_source"]["yaml"] == rule_text(old_id, "nobody-at-all", "Old rule")
+        assert stored["_source"]["yaml"] == sshd_failure_rule(old_id, "nobody-at-all", "Old rule")
         listed = await until(
                 lambda: api_a.get(f"/rules/{old_id}"), "the migrated rule on the first instance",
                 done=lambda r: r.status_code == 200,
@@ -152,7 +141,7 @@ async def test_a_rule_changed_through_one_instance_reaches_the_other(
         assert listed.json()["origin"] == "uploaded"
 
         for rule_id, title in ((shared_id, "Shared rule"), (control_id, "Control rule")):
-            created = await api_a.post("/rules", content=rule_text(rule_id, user, title), headers=YAML)
+            created = await api_a.post("/rules", content=sshd_failure_rule(rule_id, user, title), headers=YAML)
             assert created.status_code == 201, created.text
 
         # Through the first instance's API, fired by the second instance's engine.

@@ -16,7 +16,10 @@ from secmon.config import Settings
 from secmon.errors import ConfigError, SecmonError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from secmon import service
+    from secmon.serving import AsgiServer
 
 app = typer.Typer(
     name="secmon",
@@ -95,24 +98,13 @@ def up(
         settings = with_roles(settings, role)
 
     def roles_ready(running: RunningRoles) -> None:
-        console.print(
-            f"[green]secmon is up[/] — roles {', '.join(settings.roles)} over Kafka at {running.cluster.bootstrap}"
-        )
-        if running.api is not None:
-            console.print(f"  API: {running.api.url} (OpenAPI at {running.api.url}/docs)")
-        for component, source in running.sources.items():
-            address = getattr(source, "address", None) or ""
-            console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
-        console.print("Ctrl-C stops it.")
+        roles = ", ".join(settings.roles)
+        console.print(f"[green]secmon is up[/] — roles {roles} over Kafka at {running.cluster.bootstrap}")
+        _print_endpoints(settings, running.api, running.sources)
 
     def ready(running: Running) -> None:
         console.print(f"[green]secmon is up[/] — Elasticsearch at {cluster_url(settings.elasticsearch)}")
-        if running.api is not None:
-            console.print(f"  API: {running.api.url} (OpenAPI at {running.api.url}/docs)")
-        for component, source in running.sources.items():
-            address = getattr(source, "address", None) or ""
-            console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
-        console.print("Ctrl-C stops it.")
+        _print_endpoints(settings, running.api, running.sources)
 
     if panel:
         console.forced_terminal = True  # asked for: draw it as on a terminal, wherever the output goes
@@ -144,6 +136,16 @@ def up(
     )
 
 
+def _print_endpoints(settings: Settings, api: AsgiServer | None, sources: Mapping[str, object]) -> None:
+    """Where the API and each source listen, as ``secmon up`` says once it is up."""
+    if api is not None:
+        console.print(f"  API: {api.url} (OpenAPI at {api.url}/docs)")
+    for component, source in sources.items():
+        address = getattr(source, "address", None) or ""
+        console.print(f"  source [bold]{component}[/]: {settings.sources[component].type} {address}")
+    console.print("Ctrl-C stops it.")
+
+
 def with_roles(settings: Settings, roles: list[str]) -> Settings:
     """``settings`` running ``roles`` instead of its own, validated as the file would be."""
     try:
@@ -173,7 +175,6 @@ async def _replay_demo(running: service.Running) -> None:
 def api(ctx: typer.Context) -> None:
     """Serve the API alone (alerts, rules, events), without collectors or detection."""
     from secmon.service import run_api
-    from secmon.serving import AsgiServer
 
     settings = load(ctx)
     ensure_cluster(settings)

@@ -20,6 +20,7 @@ from secmon.auth import KeyStore, Role
 from secmon.config import ElasticsearchSettings
 from secmon.store import IndexNames
 from tests.bus.processes import ScaleOut, scale_out
+from tests.support.rules import sshd_failure_rule
 from tests.support.wait import until
 
 SSH_BRUTE_FORCE = "77e140b4-5287-470a-b505-80ac7fd8e83c"  # rules/correlations/mr_ssh_brute_force.yml
@@ -166,18 +167,6 @@ async def test_a_worker_killed_halfway_through_100000_lines_loses_none_and_store
         )  # one alert per attacker, none twice
 
 
-def sshd_rule(rule_id: str, user: str) -> str:
-    return f"""\
-title: Login attempt as {user}
-id: {rule_id}
-level: high
-logsource: {{product: linux, service: sshd}}
-detection:
-  selection: {{event.outcome: failure, user.name: {user}}}
-  condition: selection
-"""
-
-
 async def test_a_rule_uploaded_through_the_api_role_fires_on_every_detect_worker(
     es: AsyncElasticsearch, es_settings: ElasticsearchSettings, kafka: str, tmp_path: Path
 ) -> None:
@@ -197,7 +186,7 @@ async def test_a_rule_uploaded_through_the_api_role_fires_on_every_detect_worker
         )
         async with httpx.AsyncClient(base_url=api.api_url, headers={"Authorization": f"Bearer {secret}"}) as client:
             created = await client.post(
-                "/rules", content=sshd_rule(rule_id, user), headers={"Content-Type": "application/yaml"}
+                "/rules", content=sshd_failure_rule(rule_id, user), headers={"Content-Type": "application/yaml"}
             )
             assert created.status_code == 201, created.text
         for worker in workers:
@@ -254,7 +243,7 @@ async def test_one_hosts_hits_through_two_collectors_are_one_alert_group(
     rule_id, user = f"5a4e0000-0000-4000-8000-{secrets.token_hex(6)}", f"user{secrets.token_hex(3)}"
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "login.yml").write_text(sshd_rule(rule_id, user))
+    (rules / "login.yml").write_text(sshd_failure_rule(rule_id, user))
     detection = {"rules": [str(rules)], "group_window": "10m"}
     async with scale_out(tmp_path, kafka, es_settings, names.prefix, detection=detection) as cluster:
         collectors = [await cluster.start(f"collect-{n}", ["collect"]) for n in range(2)]

@@ -17,21 +17,14 @@ from secmon.detection.catalog_store import CatalogFiles, CatalogMirror, RuleStor
 from secmon.detection.stage import DetectionStage
 from secmon.store import Document, IndexNames, connect
 from tests.support.net import free_port
+from tests.support.rules import sshd_failure_rule
 
 RULE_ID = "0f0e0d0c-1b2a-4c3d-8e4f-5a6b7c8d9e01"
 SHIPPED_ID = "ce69d572-59aa-4839-ae0f-20366e0fa924"  # rules/linux/ssh_failed_login.yml
 
 
 def rule_text(rule_id: str = RULE_ID, user: str = "root") -> str:
-    return f"""\
-title: Root SSH failure
-id: {rule_id}
-level: high
-logsource: {{product: linux, service: sshd}}
-detection:
-  selection: {{event.outcome: failure, user.name: {user}}}
-  condition: selection
-"""
+    return sshd_failure_rule(rule_id, user, "Root SSH failure")
 
 
 def event(user: str) -> Document:
