@@ -41,6 +41,7 @@ import yaml
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
+from secmon.bench.runs import delete_run, free_port, plain_event_indices
 from secmon.config import Settings
 from secmon.errors import IndexNotReady, SecmonError
 from secmon.log import get_logger
@@ -187,7 +188,7 @@ async def run_secmon(settings: Settings, lines: list[bytes], run: str, rate: flo
     """Run ``secmon up`` with one TCP syslog source under the prefix ``<run>-secmon``; time ``lines`` into it."""
     prefix = f"{run}-secmon"
     names = IndexNames(prefix)
-    port = _free_port()
+    port = free_port()
     client = connect(settings.elasticsearch)
     with tempfile.TemporaryDirectory(prefix="secmon-bench-collect-") as work:
         work_dir = Path(work)
@@ -195,7 +196,7 @@ async def run_secmon(settings: Settings, lines: list[bytes], run: str, rate: flo
         config.write_text(yaml.safe_dump(_secmon_config(settings, prefix, port, work_dir / "state")))
         output = work_dir / "secmon.log"
         try:
-            await _plain_index_templates(client, settings, names)
+            await plain_event_indices(client, settings, names)
             # Without SECMON_* variables, which would override the generated file (the prefix, say).
             environment = {key: value for key, value in os.environ.items() if not key.startswith("SECMON_")}
             command = [sys.executable, "-m", "secmon", "--config", str(config), "up"]
@@ -204,7 +205,7 @@ async def run_secmon(settings: Settings, lines: list[bytes], run: str, rate: flo
         except (ApiError, TransportError, IndexNotReady) as exc:
             raise CollectBenchError(f"Elasticsearch failed during secmon's run: {exc}") from exc
         finally:
-            await _delete_run(client, prefix)
+            await delete_run(client, f"{prefix}*")
             await client.close()
     writer = settings.writer
     setup = (
@@ -230,21 +231,6 @@ def _secmon_config(settings: Settings, prefix: str, port: int, state_dir: Path) 
     return config
 
 
-async def _plain_index_templates(client: AsyncElasticsearch, settings: Settings, names: IndexNames) -> None:
-    """Make secmon's event and dead-letter targets plain indices with their usual settings and mappings.
-
-    secmon installs data-stream templates for them at start, at priority 200; these win.
-    """
-    targets = {"events": names.events_pattern, "deadletter": names.deadletter}
-    for mapping, pattern in targets.items():
-        await client.indices.put_index_template(
-            name=names.template(f"bench-plain-{mapping}"),
-            index_patterns=[pattern],
-            priority=500,
-            template={"settings": index_settings(settings.elasticsearch), "mappings": load_mapping(mapping)},
-        )
-
-
 # -- rsyslog -----------------------------------------------------------------------------------
 
 
@@ -266,7 +252,7 @@ async def run_rsyslog(settings: Settings, lines: list[bytes], run: str, rate: fl
     if rsyslogd is None:
         raise CollectBenchError(f"rsyslogd is not installed; install it with: {APT_INSTALL}")
     index = f"{run}-rsyslog"
-    port = _free_port()
+    port = free_port()
     es = settings.elasticsearch
     with tempfile.TemporaryDirectory(prefix="secmon-bench-collect-") as work:
         work_dir = Path(work)
@@ -289,7 +275,7 @@ async def run_rsyslog(settings: Settings, lines: list[bytes], run: str, rate: fl
         except (ApiError, TransportError, IndexNotReady) as exc:
             raise CollectBenchError(f"Elasticsearch failed during rsyslog's run: {exc}") from exc
         finally:
-            await _delete_run(client, index)
+            await delete_run(client, f"{index}*")
             await client.close()
     version = await _rsyslog_version(rsyslogd)
     writer = settings.writer
@@ -579,39 +565,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
-async def _delete_run(client: AsyncElasticsearch, prefix: str) -> None:
-    """Delete the indices and templates named ``<prefix>*``; what cannot be deleted is logged."""
-    lenient = client.options(ignore_status=404)  # nothing created under this prefix is not an error
-    try:
-        resolved = await client.indices.resolve_index(name=f"{prefix}*", expand_wildcards="all")
-        plain = [index["name"] for index in resolved["indices"] if "data_stream" not in index]
-        streams = [stream["name"] for stream in resolved["data_streams"]]
-        if plain:
-            # By name: wildcard deletes are refused where action.destructive_requires_name is set.
-            await client.indices.delete(index=",".join(plain))
-        if streams:
-            log.warning("The benchmark left data streams that cannot be deleted here.", data_streams=streams)
-        templates = await lenient.indices.get_index_template(name=f"{prefix}*", filter_path="index_templates.name")
-        for template in (templates.body or {}).get("index_templates", []):
-            await client.indices.delete_index_template(name=template["name"])
-        # Component templates last: Elasticsearch keeps those an index template still uses.
-        components = await lenient.cluster.get_component_template(
-            name=f"{prefix}*", filter_path="component_templates.name"
-        )
-        for component in (components.body or {}).get("component_templates", []):
-            await client.cluster.delete_component_template(name=component["name"])
-    except ApiError as exc:
-        log.warning("Could not delete the benchmark's indices and templates.", prefix=prefix, error=exc)
-
-
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -10,13 +10,13 @@ probe's alert first shows up. Latency is the difference; the poll interval bound
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from secmon.bench.runs import free_port
 from secmon.bench.stats import percentile
 from secmon.config import SHIPPED_RULES_DIR, Settings
 from secmon.service import running_service
@@ -56,7 +56,7 @@ class LatencyResult:
 
 async def bench_latency(settings: Settings, rate: float, seconds: float) -> LatencyResult:
     """Send ``rate`` probe lines per second for ``seconds``; measure each one's time to a searchable alert."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="secmon-latency-") as work:
         rules = Path(work) / "rules"
         rules.mkdir()
@@ -137,9 +137,3 @@ async def _measure(client: object, names: IndexNames, port: int, rate: float, se
     writer.close()
     latencies = [seen_at[h] - sent_at[h] for h in seen_at if h in sent_at]
     return LatencyResult(sent=total, seen=len(latencies), rate=rate, latencies=latencies)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
