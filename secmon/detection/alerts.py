@@ -1,10 +1,10 @@
 """Rule hits → alert documents, with grouping.
 
 Each alert is one document in ``<prefix>-alerts``, created with status ``open``. Hits of the
-same rule for the same agency, host and user within ``window`` seconds (event time) of the
-group's first hit are one alert: the first hit creates it, later ones update its count,
-``last_seen`` and event ids (partial updates, so an analyst's triage fields are never
-overwritten). Alert ids are deterministic (rule id, group key, first event id): a replay of
+same rule for the same agency, host and user spanning at most ``window`` seconds (event time,
+in whatever order they arrive) are one alert: the first hit creates it, later ones update its
+count, ``first_seen``, ``last_seen`` and event ids (partial updates, so an analyst's triage
+fields are never overwritten). Alert ids are deterministic (rule id, group key, first event id): a replay of
 the same events recreates the same alert, which the writer counts as a duplicate.
 
 Group state is in memory: after a restart the next hit of a group opens a new alert. That
@@ -69,9 +69,16 @@ class AlertBuilder:
             at = event_time(trigger.source)
             key = group_key(rule, trigger.source)
             group = self._groups.get(key)
-            if group is not None and self.window > 0 and 0 <= at - group.first_seen <= self.window:
+            # A hit a little older than the group's first belongs to it too: events of one host
+            # reach detection out of order (two collectors, a sender's retry).
+            if (
+                group is not None
+                and self.window > 0
+                and max(group.last_seen, at) - min(group.first_seen, at) <= self.window
+            ):
                 self._groups.move_to_end(key)
                 group.count += 1
+                group.first_seen = min(group.first_seen, at)
                 group.last_seen = max(group.last_seen, at)
                 if len(group.event_ids) < MAX_EVENT_IDS:
                     group.event_ids.append(trigger.id)
@@ -170,7 +177,11 @@ class AlertBuilder:
 
     def _update(self, alert_id: str, group: _Group) -> Document:
         partial = {
-            "alert": {"count": group.count, "last_seen": epoch_to_iso_millis(group.last_seen)},
+            "alert": {
+                "count": group.count,
+                "first_seen": epoch_to_iso_millis(group.first_seen),
+                "last_seen": epoch_to_iso_millis(group.last_seen),
+            },
             "event": {"ids": list(group.event_ids), "indices": list(group.event_indices)},
         }
         return Document(self.alerts_index, alert_id, {"doc": partial}, op="update", component=ALERT_UPDATES_COMPONENT)

@@ -93,6 +93,23 @@ async def test_hits_of_one_group_become_one_alert_with_a_count(
     assert by_host["group-b"]["alert"]["count"] == 1  # type: ignore[index]
 
 
+async def test_a_hit_older_than_its_groups_first_joins_the_group(
+    es: AsyncElasticsearch, names: IndexNames, tmp_path: Path
+) -> None:
+    """One host's events through two collectors arrive out of order: still one alert, spanning them all."""
+    write_rule(tmp_path / "rules", "ssh.yml", FAILED_ROOT_RULE)
+    stage = stage_for(tmp_path / "rules", names, group_window="10m")
+    context = SourceContext("edge")
+    async with running_pipeline(es, names, tmp_path / "buffer", stages=[stage]) as pipeline:
+        for n in (5, 3, 4):  # 10:00:05 first, then two older ones, each in a batch of its own
+            await pipeline.submit([sshd_failure("late-a", n)], context)
+            await pipeline.wait_drained(30)
+    [alert] = await search_all(es, names.alerts, {"term": {"host.name": "late-a"}})
+    assert alert["alert"]["count"] == 3  # type: ignore[index]
+    assert alert["alert"]["first_seen"].endswith("T10:00:03.000Z")  # type: ignore[index]
+    assert alert["alert"]["last_seen"].endswith("T10:00:05.000Z")  # type: ignore[index]
+
+
 async def test_a_replayed_batch_does_not_duplicate_its_alert(
     es: AsyncElasticsearch, names: IndexNames, tmp_path: Path
 ) -> None:
