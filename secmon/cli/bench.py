@@ -354,3 +354,118 @@ def fuzz(
             console.print(f"[red]{r.name}, first failure:[/] {escape(r.first_failure)}", highlight=False)
     if any(r.failures for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def scale(
+    ctx: typer.Context,
+    messages: Annotated[
+        int, typer.Option("--messages", "-n", min=1, help="Syslog lines sent to each configuration.")
+    ] = 200_000,
+    workers: Annotated[
+        str, typer.Option(help="Detect worker counts to run over Kafka after the single process, comma-separated.")
+    ] = "1,2,4",
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions of the benchmark's topics.")] = 4,
+    kafka_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65534, help="Port of the benchmark's own local Kafka broker; its controller takes the next one."
+        ),
+    ] = 9692,
+) -> None:
+    """End-to-end events/s (syslog in → stored and matched) and CPU per event: single process, then k detect workers."""
+    from rich.markup import escape
+
+    from secmon.bench.scale import bench_scale, compact, parse_workers, sparkline
+    from secmon.cli.context import remark
+
+    try:
+        counts = parse_workers(workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workers") from None
+    if max(counts) > partitions:
+        raise typer.BadParameter(
+            f"{max(counts)} detect workers need at least {max(counts)} partitions (--partitions {partitions})",
+            param_hint="--workers",
+        )
+    settings = load(ctx)
+    ensure_cluster(settings)
+    with console.status(f"Sending {messages:,} syslog lines to each configuration …") as status:
+
+        def progress(text: str) -> None:
+            remark(f"[dim]{escape(text)}[/]")  # on stderr when piped: the rows alone go to stdout
+            status.update(text)
+
+        report = asyncio.run(
+            bench_scale(
+                settings, messages, workers=counts, partitions=partitions, kafka_port=kafka_port, progress=progress
+            )
+        )
+
+    def micros(value: float | None) -> str:
+        return "—" if value is None else f"{value:,.0f}"
+
+    table = Table(
+        "configuration",
+        "events",
+        "stored",
+        "alerts",
+        "seconds",
+        "events/s",
+        "secmon µs/event",
+        "collector µs/event",
+        "detect µs/event",
+        "max lag",
+        title=f"secmon bench scale: TCP syslog → stored and matched, {report.partitions} partitions, "
+        f"{report.cores} cores",
+    )
+    for r in report.results:
+        table.add_row(
+            r.name,
+            f"{r.events:,}",
+            f"{r.stored:,}",
+            f"{r.alerts:,}",
+            f"{r.seconds:.2f}",
+            f"{r.events_per_second:,.0f}",
+            micros(r.secmon_us_per_event),
+            micros(r.collector_us_per_event),
+            micros(r.detect_us_per_event),
+            "—" if r.max_lag is None else f"{r.max_lag:,}",
+        )
+    console.print(table)
+    console.print("[bold]per-core efficiency[/] (events per CPU second):", highlight=False)
+    for r in report.results:
+        kafka = f", Kafka {r.kafka_us_per_event:,.0f} µs/event" if r.kafka_us_per_event is not None else ""
+        console.print(
+            f"  {r.name}: {r.events_per_secmon_cpu_second:,.0f} per secmon CPU second; "
+            f"{r.events_per_machine_cpu_second:,.0f} per busy CPU second of the machine "
+            f"({r.cores_busy:.2f} of {report.cores} cores busy{kafka})",
+            highlight=False,
+        )
+    single = report.single
+    for r in report.results[1:]:
+        assert r.detect_us_per_event is not None  # a bus configuration
+        console.print(
+            f"ratio {r.name} / single: events/s [bold]{r.events_per_second / single.events_per_second:.2f}×[/], "
+            f"detect µs/event [bold]{r.detect_us_per_event / single.secmon_us_per_event:.2f}×[/] "
+            "(of the single process's µs/event), "
+            f"secmon µs/event {r.secmon_us_per_event / single.secmon_us_per_event:.2f}×",
+            highlight=False,
+        )
+    for r in report.results[1:]:
+        every = " ".join(compact(lag) for lag in r.lag_every(2.0))
+        spread = " ".join(f"{events:,}" for events in r.partition_events)
+        console.print(
+            f"lag {r.name} (detect group, highest in each 2 s): {every}  {sparkline([s.detect for s in r.lag])}",
+            highlight=False,
+        )
+        console.print(f"  events per partition: {spread}", highlight=False)
+    if single.alerts and any(r.alerts != single.alerts for r in report.results):
+        console.print("[yellow]The configurations stored different numbers of alerts from the same lines.[/]")
+    broker = f"; Kafka {report.bootstrap} (the benchmark's own broker)" if report.bootstrap else ""
+    console.print(
+        f"[dim]Elasticsearch {escape(report.elasticsearch)}{escape(broker)}; the same lines and the shipped rules for "
+        "every configuration; CPU: user + system time of the secmon processes from the first byte sent until every "
+        "event was stored and committed; the single process runs first, on the coldest Elasticsearch.[/]",
+        highlight=False,
+    )
