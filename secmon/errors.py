@@ -24,7 +24,8 @@ Classes are defined here unless a [module] follows them (their subclasses then l
     ├── AlertNotFound        [secmon.triage.store] no alert of that id in the caller's scope (also a LookupError)
     ├── Problem              [secmon.serving.problems] an HTTP request refused, answered as problem details
     ├── CollectBenchError    [secmon.bench.collect] a collector did not store every line it was sent
-    └── PcapBenchError       [secmon.bench.pcap] a packet benchmark's input cannot be built or a run failed
+    ├── PcapBenchError       [secmon.bench.pcap] a packet benchmark's input cannot be built or a run failed
+    └── ScaleBenchError      [secmon.bench.scale] a scale-out configuration did not start or store every line
 
 Failures of a single event are not exceptions: they are counted and dead-lettered. The HTTP
 applications answer each of these errors as a problem (:mod:`secmon.serving.problems`).
