@@ -287,10 +287,10 @@ async def running_roles(settings: Settings) -> AsyncIterator[RunningRoles]:
                     build_sink(settings, SinkEnvironment(names, store.client), "elasticsearch")
                 )
                 running.detect = DetectWorker(cluster, settings.bus, detection, writer, names)
-                await _start_worker(stack, running.detect, "detect")
+                _start_worker(stack, running.detect, "detect")
                 if detection is not None:
                     running.correlate = CorrelateWorker(cluster, settings.bus, detection, writer)
-                    await _start_worker(stack, running.correlate, "correlate")
+                    _start_worker(stack, running.correlate, "correlate")
                 register_metrics(telemetry.registry)
             stack.push_async_callback(
                 cancel, background_tasks(settings, store, detection, notifier if "detect" in roles else None)
@@ -316,7 +316,7 @@ async def running_roles(settings: Settings) -> AsyncIterator[RunningRoles]:
         yield running
 
 
-async def _start_worker(stack: contextlib.AsyncExitStack, worker: DetectWorker | CorrelateWorker, name: str) -> None:
+def _start_worker(stack: contextlib.AsyncExitStack, worker: DetectWorker | CorrelateWorker, name: str) -> None:
     """Run ``worker`` until the stack unwinds; then let it finish and commit what it took, for a while.
 
     What it could not commit by then is handled again by the partition's next owner.

@@ -27,6 +27,9 @@ from typing import Any, TypeVar
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, Message, TopicPartition
 
 from secmon.bus.client import ConfigValue, consumer
+from secmon.bus.cluster import Cluster
+from secmon.bus.topics import client_id
+from secmon.config import BusSettings
 from secmon.log import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +89,24 @@ class GroupConsumer:
         self._next: dict[int, int] = {}  # partition → the next offset this worker has not taken yet
         self._closed = False
         self._stopping = asyncio.Event()
+
+    @classmethod
+    def member(
+        cls,
+        cluster: Cluster,
+        bus: BusSettings,
+        topic: str,
+        group: str,
+        role: str,
+        *,
+        window: int = 2,
+        rewind: float | None = None,
+    ) -> GroupConsumer:
+        """A member of ``group`` over ``topic`` of ``cluster``, named after ``role``, tuned by the ``bus:`` settings."""
+        return cls(
+            cluster.bootstrap, topic, group, client_id=client_id(role), options=cluster.options,
+            session_timeout=bus.session_timeout, batch_size=bus.batch_size, window=window, rewind=rewind,
+        )  # fmt: skip
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: function(*args, **kwargs))

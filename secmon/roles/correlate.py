@@ -21,7 +21,6 @@ from confluent_kafka import Message
 
 from secmon.bus.cluster import Cluster
 from secmon.bus.consuming import Assignment, GroupConsumer
-from secmon.bus.topics import client_id
 from secmon.collect.sinks import Sink
 from secmon.config import BusSettings
 from secmon.detection.alerts import Trigger
@@ -72,14 +71,12 @@ class CorrelateWorker:
         self.writer = writer
         self.hits = 0
         stage.distributed = True
-        self.consumer = GroupConsumer(
-            cluster.bootstrap,
+        self.consumer = GroupConsumer.member(
+            cluster,
+            bus,
             cluster.topics.correlation,
             cluster.topics.correlate_group,
-            client_id=client_id("correlate"),
-            options=cluster.options,
-            session_timeout=bus.session_timeout,
-            batch_size=bus.batch_size,
+            "correlate",
             window=1,  # one partition's hits in order, and rebalances between batches
             rewind=self._horizon(),
         )

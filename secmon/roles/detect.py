@@ -23,7 +23,6 @@ from confluent_kafka import Message
 from secmon.bus.cluster import Cluster
 from secmon.bus.consuming import GroupConsumer
 from secmon.bus.producing import BatchProducer
-from secmon.bus.topics import client_id
 from secmon.collect.sinks import Sink
 from secmon.config import BusSettings
 from secmon.detection.stage import DetectionStage
@@ -49,15 +48,7 @@ class DetectWorker:
         self.events = 0
         if stage is not None:
             stage.distributed = True
-        self.consumer = GroupConsumer(
-            cluster.bootstrap,
-            cluster.topics.events,
-            cluster.topics.detect_group,
-            client_id=client_id("detect"),
-            options=cluster.options,
-            session_timeout=bus.session_timeout,
-            batch_size=bus.batch_size,
-        )
+        self.consumer = GroupConsumer.member(cluster, bus, cluster.topics.events, cluster.topics.detect_group, "detect")
         self._hits = BatchProducer(cluster.bootstrap, cluster.options)
         self._events_prefix = names.events_pattern.removesuffix("*")
 
