@@ -298,6 +298,9 @@ class ApiSettings(_Section):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS instead of HTTP.")
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, description="How long a console sign-in lasts before the key is asked for again."
+    )
 
 
 class ForwardSettings(_Section):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from elasticsearch import AsyncElasticsearch
 from prometheus_client import CollectorRegistry
 
 from secmon.auth import KeyStore
+from secmon.auth.sessions import SessionStore
 from secmon.config import Settings
 from secmon.detection.catalog import RuleCatalog
 from secmon.detection.catalog_store import CatalogFiles, CatalogMirror, RuleStore
@@ -29,6 +31,7 @@ class ApiServices:
     events: EventSearch
     audit: AuditLog
     rules: RuleCatalog
+    sessions: SessionStore
     registries: list[CollectorRegistry] = field(default_factory=list)
     notifier: Notifier | None = None  # set where notifications run (secmon up, secmon api)
 
@@ -45,9 +48,12 @@ class ApiServices:
         audit = AuditLog(client, names)
         mirror = rules_mirror or CatalogMirror(RuleStore(client, names.rules), CatalogFiles(settings.state_dir))
         rules = RuleCatalog(settings.detection, mirror)
-        return cls(settings, client, keys, AlertStore(client, names, audit), EventSearch(client, names), audit, rules)
+        sessions = SessionStore(client, names, keys, lifetime=timedelta(hours=settings.api.session_hours))
+        alerts = AlertStore(client, names, audit)
+        return cls(settings, client, keys, alerts, EventSearch(client, names), audit, rules, sessions)
 
     async def prepare(self) -> None:
         """Create the indices the API writes to (safe at every start)."""
         await self.audit.ensure_index()
+        await self.sessions.ensure_index()
         await self.rules.mirror.start()

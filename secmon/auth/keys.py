@@ -167,17 +167,21 @@ class KeyStore:
 
         Raises :class:`KeyStoreUnavailable` when Elasticsearch cannot answer and nothing is cached.
         """
-        match = _SECRET.fullmatch(secret)
-        if match is None:
-            return None
-        digest = _digest(secret)
+        identity = secret_digest(secret)
+        return None if identity is None else await self.verify_digest(*identity)
+
+    async def verify_digest(self, key_id: str, digest: str) -> ApiKey | None:
+        """The key ``key_id`` if ``digest`` is its secret's SHA-256 (see :func:`secret_digest`), as :meth:`verify`.
+
+        A console session keeps these two instead of the secret itself.
+        """
         cached = self._cache.get(digest)
         if cached is not None and cached.expires > self._clock():
             return cached.key
         # One lookup per secret at a time, however many requests carry it.
         lookup = self._lookups.get(digest)
         if lookup is None:
-            lookup = asyncio.ensure_future(self._lookup(match[1], digest))
+            lookup = asyncio.ensure_future(self._lookup(key_id, digest))
             self._lookups[digest] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
         return await asyncio.shield(lookup)
@@ -261,6 +265,12 @@ def _store_errors(action: str) -> Iterator[None]:
         raise StoreError(f"Elasticsearch refused to {action}: {error_reason(exc)}") from None
     except TransportError as exc:
         raise StoreError(f"Elasticsearch could not be reached to {action}: {exc.message}") from None
+
+
+def secret_digest(secret: str) -> tuple[str, str] | None:
+    """The key id and SHA-256 a well-formed ``secret`` is verified by; None for a malformed one."""
+    match = _SECRET.fullmatch(secret)
+    return None if match is None else (match[1], _digest(secret))
 
 
 def _digest(secret: str) -> str:
