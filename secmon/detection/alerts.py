@@ -13,6 +13,7 @@ costs one extra alert per active group per restart and keeps nothing on disk to 
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class AlertBuilder:
             "tags": list(rule.tags),
             "event": {
                 "kind": "alert",
+                "created": epoch_to_iso_millis(time.time()),  # when secmon raised it: what "new" means in a queue
                 "severity": severity(rule.level),
                 "ids": list(group.event_ids),
                 "indices": list(group.event_indices),
@@ -158,6 +160,7 @@ class AlertBuilder:
             "tags": list(rule.tags),
             "event": {
                 "kind": "alert",
+                "created": epoch_to_iso_millis(time.time()),  # when secmon raised it: what "new" means in a queue
                 "severity": severity(rule.level),
                 "ids": list(hit.event_ids),
                 "indices": [trigger.index],

@@ -65,6 +65,7 @@ class AlertFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None  # free text, Elasticsearch simple query string syntax
+    created_after: datetime | None = None  # raised by secmon after this (event.created), e.g. since a page loaded
     ids: Sequence[str] = field(default=())
 
 
@@ -98,6 +99,8 @@ def alert_query(where: AlertFilter, scope: Scope) -> dict[str, Any]:
         tags = list(where.tag)
         conditions.append({"bool": {"should": [{"terms": {"tags": tags}}, {"terms": {"alert.tags": tags}}]}})
     conditions.extend(time_range("@timestamp", where.since, where.until))
+    if where.created_after is not None:
+        conditions.append({"range": {"event.created": {"gt": where.created_after.isoformat()}}})
     if where.text:
         conditions.append(text_query(where.text, ALERT_TEXT_FIELDS))
     return scoped(conditions, scope)
