@@ -8,10 +8,7 @@ Enabling and disabling is ``PUT /rules/{id}/enabled`` with ``{"enabled": true|fa
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -19,22 +16,17 @@ from pydantic import BaseModel, Field, model_validator
 
 from secmon.api.deps import RuleAuthorKey, RuleReaderKey, ServicesDep
 from secmon.api.problems import INVALID_BODY, UNSUPPORTED_MEDIA_TYPE
+from secmon.api.rule_actions import MAX_TEST_EVENTS, alert_counts, in_thread, set_enabled, test_on_stored, upload
 from secmon.api.schemas import AuditEntry
-from secmon.api.services import ApiServices
 from secmon.detection.catalog import RuleInfo, RuleTest
 from secmon.detection.rules import RuleProblem
 from secmon.serving.problems import Problem
-from secmon.store.ready import REQUEST_READY_SECONDS, read_when_ready
 from secmon.triage.audit import Actor
-from secmon.triage.query import Scope, scoped
 from secmon.triage.workflow import FieldChange
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 RuleId = Annotated[str, Path(min_length=1, max_length=200, description="The rule's id.")]
-MAX_TEST_EVENTS = 10_000  # one search: Elasticsearch's default max_result_window
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class ProblemOut(BaseModel):
@@ -161,7 +153,7 @@ async def list_rules(
     q: Annotated[str | None, Query(max_length=200, description="Part of the title (case-insensitive).")] = None,
 ) -> RuleListOut:
     """The rules the engine runs (and those it could not load), with their alert counts."""
-    listing = await _catalog(services.rules.listing)
+    listing = await in_thread(services.rules.listing)
     text = q.lower() if q else None
     rules = [
         info
@@ -172,7 +164,7 @@ async def list_rules(
         and (kind is None or info.type == kind)
         and (text is None or text in info.title.lower())
     ]
-    hits = await _hits(services, key.scope, [info.id for info in rules])
+    hits = await alert_counts(services, key.scope, [info.id for info in rules])
     return RuleListOut(
         rules=[RuleOut.of(info, hits.get(info.id, 0)) for info in rules],
         total=len(rules),
@@ -201,45 +193,34 @@ async def list_rules(
 )
 async def upload_rule(request: Request, services: ServicesDep, key: RuleAuthorKey) -> RuleOut:
     """Add a Sigma rule (YAML, or JSON {"yaml": ...}); an uploaded rule with the same id is replaced."""
-    text = await _rule_text(request)
-    upload = await services.rules.upload(text, by=key.name)
-    action = "upload" if upload.replaced is None else "replace"
-    change = FieldChange("yaml", upload.replaced, text)
-    await services.audit.record(Actor.of(key), action, "rule", upload.info.id, [change])
-    return RuleOut.of(upload.info, None)
+    return RuleOut.of(await upload(services, key, await _rule_text(request)), None)
 
 
 @router.post("/test", response_model=TestOut)
 async def test_rule(services: ServicesDep, key: RuleAuthorKey, body: TestIn) -> TestOut:
     """Match a rule (YAML or a catalog id), alone, against example events; say which it matched."""
-    result = await _catalog(services.rules.test, body.events, text=body.rule, rule_id=body.rule_id)
+    result = await in_thread(services.rules.test, body.events, text=body.rule, rule_id=body.rule_id)
     return _test_out(result)
 
 
 @router.get("/{rule_id}", response_model=RuleDetailOut)
 async def get_rule(services: ServicesDep, key: RuleReaderKey, rule_id: RuleId) -> RuleDetailOut:
     """One rule: metadata, the YAML of its file, and its alert count."""
-    source = await _catalog(services.rules.get, rule_id)
-    hits = await _hits(services, key.scope, [rule_id])
+    source = await in_thread(services.rules.get, rule_id)
+    hits = await alert_counts(services, key.scope, [rule_id])
     return RuleDetailOut(**RuleOut.of(source.info, hits.get(rule_id, 0)).model_dump(), yaml=source.yaml)
 
 
 @router.put("/{rule_id}/enabled", response_model=RuleOut)
 async def set_rule_enabled(services: ServicesDep, key: RuleAuthorKey, rule_id: RuleId, body: EnabledIn) -> RuleOut:
     """Enable or disable a rule: a disabled rule stays listed but matches no event."""
-    info, before = await services.rules.set_enabled(rule_id, body.enabled, by=key.name)
-    if before != body.enabled:
-        action = "enable" if body.enabled else "disable"
-        await services.audit.record(
-            Actor.of(key), action, "rule", rule_id, [FieldChange("enabled", before, body.enabled)]
-        )
-    return RuleOut.of(info, None)
+    return RuleOut.of(await set_enabled(services, key, rule_id, body.enabled), None)
 
 
 @router.delete("/{rule_id}", status_code=204, responses={409: {"description": "Not an uploaded rule"}})
 async def delete_rule(services: ServicesDep, key: RuleAuthorKey, rule_id: RuleId) -> Response:
     """Remove an uploaded rule; shipped and configured rules can only be disabled."""
-    source = await _catalog(services.rules.get, rule_id)
+    source = await in_thread(services.rules.get, rule_id)
     await services.rules.delete(rule_id)
     await services.audit.record(Actor.of(key), "delete", "rule", rule_id, [FieldChange("yaml", source.yaml, None)])
     return Response(status_code=204)
@@ -263,50 +244,12 @@ async def test_rule_on_stored_events(
     ] = MAX_TEST_EVENTS,
 ) -> TestOut:
     """Match a catalog rule against the stored events of the last ``hours`` in your agencies."""
-    await _catalog(services.rules.get, rule_id)  # 404 before searching
-    since = datetime.now(UTC) - timedelta(hours=hours)
-    # The events may sit in a data stream the writer created a moment ago, primary not started yet.
-    response = await read_when_ready(
-        services.client,
-        lambda: services.client.search(
-            index=services.alerts.names.events_pattern,
-            query=scoped([{"range": {"@timestamp": {"gte": since.isoformat()}}}], key.scope),
-            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
-            size=limit,
-            track_total_hits=limit + 1,
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        ),
-        timeout=REQUEST_READY_SECONDS,
-    )
-    hits = response["hits"]["hits"]
-    events = [hit["_source"] for hit in hits]
-    result = await _catalog(services.rules.test, events, rule_id=rule_id, event_ids=[hit["_id"] for hit in hits])
-    out = _test_out(result, truncated=int(response["hits"]["total"]["value"]) > len(hits))
+    tested = await test_on_stored(services, key.scope, hours=hours, limit=limit, rule_id=rule_id)
+    out = _test_out(tested.result, truncated=tested.truncated)
     for match in out.matches:
-        match.index = hits[match.position]["_index"]
-        match.event = events[match.position]
+        hit = tested.hits[match.position]
+        match.index, match.event = hit["_index"], hit["_source"]
     return out
-
-
-async def _catalog(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a catalog read in a thread: it reads files and runs pySigma."""
-    return await asyncio.to_thread(call, *args, **kwargs)
-
-
-async def _hits(services: ApiServices, scope: Scope, rule_ids: list[str]) -> dict[str, int]:
-    """Alerts per rule id in ``scope``: one terms aggregation."""
-    if not rule_ids:
-        return {}
-    response = await services.client.search(
-        index=services.alerts.index,
-        query=scoped([{"terms": {"rule.id": rule_ids}}], scope),
-        aggregations={"rules": {"terms": {"field": "rule.id", "size": len(rule_ids)}}},
-        size=0,
-        ignore_unavailable=True,
-    )
-    buckets = response.get("aggregations", {}).get("rules", {}).get("buckets", [])
-    return {str(bucket["key"]): int(bucket["doc_count"]) for bucket in buckets}
 
 
 async def _rule_text(request: Request) -> str:
