@@ -7,7 +7,8 @@ some acknowledged or closed with a resolution, first seen over 30 days, grouped 
 alert names one to three of ``alerts / 10`` stored events, so the detail endpoint fetches real
 events as it does in service. They live under their own prefix, ``<index_prefix>-benchapi``,
 with secmon's own templates and mappings, so a user's data is never touched. A run reuses them
-when that index already holds exactly ``alerts`` alerts; ``reload`` deletes and loads them again.
+when that index already holds exactly ``alerts`` alerts of the current shape (each with the
+``event.created`` the console's "new alerts" count reads); ``reload`` deletes and loads them again.
 
 **Load.** Documents are plain dicts serialized with orjson into NDJSON bulk requests, several
 in flight, with refreshes off while loading; then one refresh and a wait until Elasticsearch's
@@ -44,7 +45,7 @@ import multiprocessing
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,10 +55,11 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 from elasticsearch import AsyncElasticsearch
+from starlette.types import ASGIApp
 
 from secmon.api import ApiServices, create_app
 from secmon.api.schemas import SUMMARY_FIELDS
-from secmon.auth import KeyStore, Role
+from secmon.auth import ApiKey, KeyStore, Role
 from secmon.bench.stats import percentile
 from secmon.config import ElasticsearchSettings, Settings
 from secmon.detection.alerts import LEVELS, severity
@@ -79,11 +81,13 @@ DAYS = 30
 EVENTS_DATASET = "windows.sysmon"
 ANALYST_AGENCIES = 3  # the analyst key's scope: this many agencies
 DETAIL_POOL = 2_000  # existing alerts the detail requests pick from
+CREATED_DELAY = 2.0  # seconds from an alert's first event to secmon raising it (event.created)
 BULK_DOCS = 2_000  # documents per bulk request while loading
 BULK_IN_FLIGHT = 3
 WARMUP_SECONDS = 5.0
 MIX = (("list", 0.6), ("detail", 0.3), ("stats", 0.1))  # share of the requests per scenario
 TARGETS = ("api", "elasticsearch")
+SCENARIOS = tuple(name for name, _ in MIX)
 
 _LEVEL_WEIGHTS = (10, 25, 35, 22, 8)  # informational … critical, in percent of the rules
 _TECHNIQUES = (
@@ -170,13 +174,23 @@ class EsRequest:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One planned request: to the API (``path``, as ``key``), or to Elasticsearch (``es``, in order)."""
+    """One planned request: to the API (``path``, as ``key``), or to Elasticsearch (``es``, in order).
+
+    ``paths`` names what other HTTP targets ask for the same data (the console's page for the
+    API's list, say); ``together`` sends the searches at once, as a handler that gathers them does.
+    """
 
     scenario: str
     label: str  # what it asks, for the report
     key: str  # "admin" or "analyst"
     path: str
     es: tuple[EsRequest, ...]
+    paths: tuple[tuple[str, str], ...] = ()  # (target name, path) where it is not ``path``
+    together: bool = False
+
+    def path_for(self, target: str) -> str:
+        """What HTTP target ``target`` is asked."""
+        return dict(self.paths).get(target, self.path)
 
 
 @dataclass(slots=True)
@@ -371,6 +385,9 @@ def synthetic_alerts(universe: Universe, count: int, events: int, end: datetime,
             "tags": list(rule.tags),
             "event": {
                 "kind": "alert",
+                # When secmon raised it, as AlertBuilder stamps it: a moment after the first event.
+                # Not drawn from rnd, so that every other field stays what earlier runs loaded.
+                "created": epoch_to_iso_millis(first + CREATED_DELAY),
                 "severity": severity(rule.level),
                 "ids": ids,
                 "indices": [events_index],
@@ -404,7 +421,9 @@ async def load_alerts(
     await install_templates(client, es_settings)
     stored = await _count(client, names.alerts)
     stored_events = await _count(client, events_index)
-    if stored == alerts and stored_events >= events:
+    # Alerts loaded before they carried event.created are loaded again, once.
+    current = stored == alerts and await _count(client, names.alerts, {"exists": {"field": "event.created"}}) == alerts
+    if current and stored_events >= events:
         return LoadReport(alerts, stored_events, True, 0.0, *await _segments(client, names.alerts))
     started = time.perf_counter()
     if stored:
@@ -483,11 +502,11 @@ async def _bulk_load(
         raise RuntimeError(f"{len(failures):,} {what} were refused; the first: {failures[0]}")
 
 
-async def _count(client: AsyncElasticsearch, index: str) -> int:
+async def _count(client: AsyncElasticsearch, index: str, query: dict[str, Any] | None = None) -> int:
     if not await client.indices.exists(index=index):
         return 0
     # An earlier run's index may still be starting its shard (a cluster that has just restarted).
-    response = await read_when_ready(client, lambda: client.count(index=index))
+    response = await read_when_ready(client, lambda: client.count(index=index, query=query))
     return int(response["count"])
 
 
@@ -652,11 +671,26 @@ def _filters(
 
 @dataclass(frozen=True, slots=True)
 class _Target:
+    """Where calls go: Elasticsearch (named so) gets their searches; any other name, their HTTP path for it."""
+
     name: str
     base_url: str
-    headers: dict[str, dict[str, str]]  # per key name ("admin", "analyst"); empty for Elasticsearch
+    headers: dict[str, dict[str, str]]  # per key name ("admin", "analyst"): a bearer key or a session cookie
     auth: dict[str, str] = field(default_factory=dict)  # headers of every request
     verify: str = "True"  # TLS: "True", "False" or a CA file
+    # Per scenario, what every answer's body must contain (say, the queue's rows): a fast answer
+    # that is not the page claimed (a sign-in form, an empty table) counts as an error.
+    expect: dict[str, bytes] = field(default_factory=dict)
+
+
+UNEXPECTED = "unexpected answer"  # the error of an answer without its target's ``expect`` marker
+
+
+def es_target(settings: Settings) -> _Target:
+    """The peer: the cluster of ``settings`` itself, which must take requests without credentials."""
+    if settings.elasticsearch.api_key or settings.elasticsearch.username:
+        raise NotImplementedError("the Elasticsearch peer sends no credentials: use an unsecured test node")
+    return _Target("elasticsearch", cluster_url(settings.elasticsearch), {})
 
 
 def _es_auth(es: ElasticsearchSettings) -> dict[str, str]:
@@ -694,27 +728,36 @@ async def _drive(targets: list[_Target], plan: Sequence[Call], rate: float) -> l
             )
             clients.append(await stack.enter_async_context(client))
 
+        async def search(client: httpx.AsyncClient, request: EsRequest) -> None:
+            response = await client.post(
+                f"/{request.index}/_search",
+                params=request.params,
+                content=request.body,
+                headers={"content-type": "application/json"},
+            )
+            response.raise_for_status()
+
         async def one(k: int, n: int, call: Call, due: float) -> None:
             target, client = targets[k], clients[k]
+            expected = True
             try:
-                if target.name == "api":
-                    response = await client.get(call.path, headers=target.headers[call.key])
+                if target.name != "elasticsearch":
+                    response = await client.get(call.path_for(target.name), headers=target.headers[call.key])
                     response.raise_for_status()
+                    marker = target.expect.get(call.scenario)
+                    expected = marker is None or marker in response.content
+                elif call.together:
+                    await asyncio.gather(*(search(client, request) for request in call.es))
                 else:
                     for request in call.es:
-                        response = await client.post(
-                            f"/{request.index}/_search",
-                            params=request.params,
-                            content=request.body,
-                            headers={"content-type": "application/json"},
-                        )
-                        response.raise_for_status()
+                        await search(client, request)
             except httpx.HTTPStatusError as exc:
                 results[k][n] = (call.scenario, None, str(exc.response.status_code))
             except httpx.HTTPError as exc:
                 results[k][n] = (call.scenario, None, type(exc).__name__)
             else:
-                results[k][n] = (call.scenario, time.perf_counter() - due, None)
+                latency = time.perf_counter() - due
+                results[k][n] = (call.scenario, latency, None) if expected else (call.scenario, None, UNEXPECTED)
 
         tasks = []
         start = time.perf_counter() + 0.05
@@ -730,6 +773,55 @@ async def _drive(targets: list[_Target], plan: Sequence[Call], rate: float) -> l
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BenchServer:
+    """The server under test, started over the bench prefix, and the keys made for this run by name."""
+
+    url: str
+    keys: dict[str, ApiKey]
+    secrets: dict[str, str]
+
+    def bearer(self) -> dict[str, dict[str, str]]:
+        """The Authorization header of each key, by name: how the API is asked."""
+        return {name: {"Authorization": f"Bearer {secret}"} for name, secret in self.secrets.items()}
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings,
+    client: AsyncElasticsearch,
+    wanted: Mapping[str, tuple[Role, tuple[str, ...]]],
+    *,
+    site: Callable[[ApiServices], ASGIApp] = create_app,
+    name: str = "bench-api",
+) -> AsyncIterator[BenchServer]:
+    """``site`` over ``settings``' prefix on a free port, with a key per name of ``wanted`` (role, agencies).
+
+    The keys are named ``<name>-<key name>`` and revoked when the server stops.
+    """
+    keys = KeyStore(client, IndexNames(settings.elasticsearch.index_prefix))
+    await keys.ensure_index()
+    services = ApiServices.build(settings, client, keys)
+    await services.prepare()
+    made = {
+        key_name: await keys.create(role, agencies=agencies, name=f"{name}-{key_name}")
+        for key_name, (role, agencies) in wanted.items()
+    }
+    server = AsgiServer(site(services), "127.0.0.1:0", name=name)
+    await server.start()
+    try:
+        yield BenchServer(
+            server.url,
+            {key_name: key for key_name, (key, _) in made.items()},
+            {key_name: secret for key_name, (_, secret) in made.items()},
+        )
+    finally:
+        await server.stop()
+        for key, _ in made.values():
+            with contextlib.suppress(StoreError):  # a key left unrevoked is harmless here
+                await keys.revoke(key.id)
 
 
 def bench_settings(settings: Settings) -> Settings:
@@ -759,34 +851,11 @@ async def bench_api(
         total = max(len(MIX), int(rate * seconds))
         plan = await build_plan(pool, names, total, seed=1)
         warm = await build_plan(pool, names, max(len(MIX), int(rate * warmup)), seed=2) if warmup > 0 else []
-        keys = KeyStore(client, names)
-        await keys.ensure_index()
-        services = ApiServices.build(run_settings, client, keys)
-        await services.prepare()
-        made = [
-            await keys.create(Role.ADMIN, name="bench-api-admin"),
-            await keys.create(Role.ANALYST, agencies=pool.scope, name="bench-api-analyst"),
-        ]
-        headers = {
-            name: {"Authorization": f"Bearer {secret}"}
-            for name, (_, secret) in zip(("admin", "analyst"), made, strict=True)
-        }
-        server = AsgiServer(create_app(services), "127.0.0.1:0", name="bench-api")
-        await server.start()
-        try:
-            targets = [
-                _Target("api", server.url, headers),
-                _Target("elasticsearch", cluster_url(run_settings.elasticsearch), {}),
-            ]
-            if run_settings.elasticsearch.api_key or run_settings.elasticsearch.username:
-                raise NotImplementedError("the Elasticsearch peer sends no credentials: use an unsecured test node")
+        wanted = {"admin": (Role.ADMIN, ()), "analyst": (Role.ANALYST, pool.scope)}
+        async with serving(run_settings, client, wanted) as server:
+            targets = [_Target("api", server.url, server.bearer()), es_target(run_settings)]
             freeze_startup_heap()  # as secmon up and secmon api do once started
             results = await _run(targets, plan, warm, rate, progress)
-        finally:
-            await server.stop()
-            for key, _ in made:
-                with contextlib.suppress(StoreError):  # a key left unrevoked is harmless here
-                    await keys.revoke(key.id)
     finally:
         await client.close()
     notes = [
@@ -802,8 +871,15 @@ async def bench_api(
 
 
 async def _run(
-    targets: list[_Target], plan: list[Call], warm: list[Call], rate: float, progress: Callable[[str], None]
+    targets: list[_Target],
+    plan: list[Call],
+    warm: list[Call],
+    rate: float,
+    progress: Callable[[str], None],
+    *,
+    scenarios: Sequence[str] = SCENARIOS,
 ) -> list[ScenarioResult]:
+    """The warm-up, then ``plan`` to every target at once, interleaved: each target's result per scenario."""
     loop = asyncio.get_running_loop()
     results: list[ScenarioResult] = []
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -815,7 +891,7 @@ async def _run(
         progress(f"measuring {' and '.join(target.name for target in targets)}, interleaved …")
         outcomes = await loop.run_in_executor(pool, drive, targets, plan, rate)
         for target, target_outcomes in zip(targets, outcomes, strict=True):
-            by_scenario = {name: ScenarioResult(target.name, name) for name, _ in MIX}
+            by_scenario = {name: ScenarioResult(target.name, name) for name in scenarios}
             for scenario, latency, error in target_outcomes:
                 result = by_scenario[scenario]
                 result.requests += 1
