@@ -72,3 +72,15 @@ def mark_parse_failure(event: Event, reason: str) -> Event:
         tags.append(PARSE_FAILURE_TAG)
     set_field(event, "error.message", reason)
     return event
+
+
+def flatten(event: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``event``'s leaves by dotted path (``{"host": {"name": "a"}}`` → ``{"host.name": "a"}``); lists stay values."""
+    leaves: dict[str, Any] = {}
+    for name, value in event.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, Mapping) and value:
+            leaves.update(flatten(value, f"{path}."))
+        else:
+            leaves[path] = value
+    return leaves

@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from secmon.api import ApiServices, create_app
+from secmon.api import ApiServices
 from secmon.auth import KeyStore
 from secmon.bus.cluster import Cluster, connected
 from secmon.collect.buffer import DiskBuffer
@@ -26,6 +26,7 @@ from secmon.collect.sources import Source, SourceEnvironment, build_source
 from secmon.collect.telemetry import Telemetry
 from secmon.collect.topology import Pipeline
 from secmon.config import Settings
+from secmon.console import create_site
 from secmon.detection.catalog_store import CatalogFiles, CatalogMirror, RuleStore
 from secmon.detection.stage import DetectionStage
 from secmon.errors import ConfigError
@@ -385,7 +386,7 @@ async def start_api(
         services.registries.append(telemetry.registry)
     await services.prepare()
     api = settings.api
-    server = AsgiServer(create_app(services), api.address, name="api", tls_cert=api.tls_cert, tls_key=api.tls_key)
+    server = AsgiServer(create_site(services), api.address, name="api", tls_cert=api.tls_cert, tls_key=api.tls_key)
     await server.start()
     return server
 

@@ -69,11 +69,14 @@ def role_in(*roles: Role, what: str) -> Callable[..., Coroutine[Any, Any, ApiKey
 
 async def alert_reader(key: CallerDep, services: ServicesDep) -> ApiKey:
     """Keys that read alerts: admins, analysts, rule authors, and agencies where configured."""
-    if key.role in (Role.ADMIN, Role.ANALYST, Role.RULE_AUTHOR):
-        return key
-    if key.role is Role.AGENCY and services.settings.api.agency_reads_alerts:
-        return key
-    raise Problem(FORBIDDEN, "agency keys read alerts only where api.agency_reads_alerts is on")
+    check_alert_reader(key, services)
+    return key
+
+
+def check_alert_reader(key: ApiKey, services: ApiServices) -> None:
+    """403 unless ``key`` reads alerts: agency keys do only where ``api.agency_reads_alerts`` is on."""
+    if key.role is Role.AGENCY and not services.settings.api.agency_reads_alerts:
+        raise Problem(FORBIDDEN, "agency keys read alerts only where api.agency_reads_alerts is on")
 
 
 AlertReaderKey = Annotated[ApiKey, Depends(alert_reader)]

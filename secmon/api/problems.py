@@ -8,6 +8,8 @@ shared kernel, which also answers Elasticsearch being unavailable (503) and the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from elasticsearch import ApiError
 from fastapi import FastAPI, Request, Response
 
@@ -60,10 +62,13 @@ def rule_problems(found: list[RuleProblem]) -> Problem:
     return Problem(INVALID_RULE, f"the rule cannot be loaded: {text}", errors=details)
 
 
-def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem details, naming the path refused as the ``instance``."""
+def install(app: FastAPI, respond: Callable[[Request, Problem], Response] | None = None) -> None:
+    """Answer every error of ``app`` as problem details, naming the path refused as the ``instance``.
 
-    def respond(request: Request, problem: Problem) -> Response:
-        return problem.response(request.url.path)
+    ``respond`` renders them instead (the console shows its pages' problems as a page).
+    """
+    problems.install(app, respond or json_problem, translate=translate, invalid=INVALID_PARAMETERS)
 
-    problems.install(app, respond, translate=translate, invalid=INVALID_PARAMETERS)
+
+def json_problem(request: Request, problem: Problem) -> Response:
+    return problem.response(request.url.path)

@@ -16,6 +16,7 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from secmon.store.names import IndexNames
 from secmon.store.ready import REQUEST_READY_SECONDS, read_when_ready
 from secmon.triage.query import InvalidQuery, Scope, decode_cursor, encode_cursor, scoped, text_query, time_range
+from secmon.triage.timeline import Timeline, timeline
 
 MAX_PAGE = 500
 KEEP_ALIVE = "5m"  # how long a cursor stays valid between two pages
@@ -94,6 +95,10 @@ class EventSearch:
             await self.client.close_point_in_time(id=response.get("pit_id", pit))
         events = [{"id": hit["_id"], "index": hit["_index"], **hit["_source"]} for hit in hits]
         return EventPage(events, int(total["value"]), total["relation"] == "eq", next_cursor)
+
+    async def timeline(self, where: EventFilter, scope: Scope) -> Timeline:
+        """How many matching events there are over time."""
+        return await timeline(self.client, self.pattern, _event_query(where, scope))
 
 
 def _event_query(where: EventFilter, scope: Scope) -> dict[str, Any]:
