@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from secmon.cli.context import console, ensure_cluster, load, run_async
+
+if TYPE_CHECKING:
+    from secmon.bench.api import LoadReport
 
 app = typer.Typer(help="Benchmarks, each beside a peer measured in the same run.", no_args_is_help=True)
 
@@ -270,31 +274,82 @@ def api(
 
         # The API under test runs on the loop secmon up and secmon api use.
     result = run_async(bench_api(settings, alerts, rate, seconds, reload=reload, progress=progress))
-    load_ = result.load
+    _load_report(result.prefix, result.load)
+    title = f"secmon bench api: {result.load.alerts:,} alerts, {result.rate:g} requests/s for {result.seconds:g}s"
+    console.print(_latency_table(title, [name for name, _ in MIX], ("api", "elasticsearch"), result.result))
+    for scenario, _ in MIX:
+        console.print(f"p99 ratio api / elasticsearch, {scenario}: [bold]{result.p99_ratio(scenario):.2f}×[/]")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]", highlight=False)
+
+
+@app.command("console")
+def console_pages(
+    ctx: typer.Context,
+    *,
+    alerts: Annotated[
+        int, typer.Option("--alerts", "-n", min=100, help="Alerts stored under <prefix>-benchapi (reused when there).")
+    ] = 1_000_000,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Requests per second, open loop, to each of console and Elasticsearch.")
+    ] = 50.0,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to send, to each.")] = 30.0,
+    renders: Annotated[int, typer.Option(min=1, help="Queue views opened in Chromium afterwards.")] = 20,
+    reload: Annotated[bool, typer.Option("--reload", help="Delete and load the bench alerts again.")] = False,
+) -> None:
+    """p50/p99 of the console's queue and alert pages and its polling, beside raw Elasticsearch; render time."""
+    from secmon.bench.console import MIX, bench_console
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    with console.status(f"Loading or checking {alerts:,} alerts …") as status:
+
+        def progress(text: str) -> None:
+            console.print(f"[dim]{text}[/]", highlight=False)
+            status.update(text)
+
+        result = run_async(
+            bench_console(settings, alerts, rate, seconds, reload=reload, renders=renders, progress=progress)
+        )
+    _load_report(result.prefix, result.load)
+    title = f"secmon bench console: {result.load.alerts:,} alerts, {result.rate:g} requests/s for {result.seconds:g}s"
+    console.print(_latency_table(title, [name for name, _ in MIX], ("console", "elasticsearch"), result.result))
+    for scenario, _ in MIX:
+        console.print(f"p99 ratio console / elasticsearch, {scenario}: [bold]{result.p99_ratio(scenario):.2f}×[/]")
+    if result.renders:
+        console.print(
+            f"queue rendered in Chromium ({len(result.renders)} views): first paint median"
+            f" [bold]{result.render_median('first_paint'):.0f} ms[/] (max {result.render_max('first_paint'):.0f}),"
+            f" load event median [bold]{result.render_median('loaded'):.0f} ms[/]"
+            f" (max {result.render_max('loaded'):.0f})"
+        )
+    if result.render_problem:
+        console.print(f"[red]render not measured: {result.render_problem}[/]")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]", highlight=False)
+
+
+def _load_report(prefix: str, load_: LoadReport) -> None:
     if load_.reused:
         console.print(
-            f"reused {load_.alerts:,} alerts and {load_.events:,} events in {result.prefix}-* (--reload to load again)"
+            f"reused {load_.alerts:,} alerts and {load_.events:,} events in {prefix}-* (--reload to load again)"
         )
     else:
         console.print(
-            f"loaded {load_.alerts:,} alerts and {load_.events:,} events into {result.prefix}-* in {load_.seconds:.0f}s"
+            f"loaded {load_.alerts:,} alerts and {load_.events:,} events into {prefix}-* in {load_.seconds:.0f}s"
             " (bulk, refresh off, then one refresh; no force-merge)"
         )
     console.print(f"alerts index: {load_.segments} segments, {load_.store_bytes / 1e6:,.0f} MB", highlight=False)
-    table = Table(
-        "scenario",
-        "target",
-        "requests",
-        "errors",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "max ms",
-        title=f"secmon bench api: {load_.alerts:,} alerts, {result.rate:g} requests/s for {result.seconds:g}s",
-    )
-    for scenario, _ in MIX:
-        for target in ("api", "elasticsearch"):
-            r = result.result(target, scenario)
+
+
+def _latency_table(
+    title: str, scenarios: Sequence[str], targets: Sequence[str], result_of: Callable[[str, str], Any]
+) -> Table:
+    """Requests, errors and latency percentiles per scenario and target."""
+    table = Table("scenario", "target", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", title=title)
+    for scenario in scenarios:
+        for target in targets:
+            r = result_of(target, scenario)
             errors = ", ".join(f"{n}× {what}" for what, n in sorted(r.errors.items()))
             table.add_row(
                 scenario,
@@ -306,11 +361,7 @@ def api(
                 f"{r.percentile(99) * 1000:.1f}",
                 f"{r.max * 1000:.1f}",
             )
-    console.print(table)
-    for scenario, _ in MIX:
-        console.print(f"p99 ratio api / elasticsearch, {scenario}: [bold]{result.p99_ratio(scenario):.2f}×[/]")
-    for note in result.notes:
-        console.print(f"[dim]{note}[/]", highlight=False)
+    return table
 
 
 @app.command()
