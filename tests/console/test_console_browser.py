@@ -207,7 +207,7 @@ async def test_the_queue_answers_the_keyboard_and_marks_new_alerts_without_a_rel
         await context.close()
 
 
-async def test_screenshots_of_the_queue_the_detail_and_the_dashboard(
+async def test_screenshots_of_the_queue_the_detail_the_dashboard_events_and_rules(
     demo_service: DemoService, browser: Browser, tmp_path: Path
 ) -> None:
     """The README's pictures; ``./run screenshots`` writes them to docs/screenshots."""
@@ -221,6 +221,8 @@ async def test_screenshots_of_the_queue_the_detail_and_the_dashboard(
         alert = (await queue_rows(page))[0]
         shots["alert.png"] = f"{demo_service.url}/console/alerts/{alert['id']}"
         shots["dashboard.png"] = f"{demo_service.url}/console/dashboard"
+        shots["events.png"] = f"{demo_service.url}/console/events?q=%22Failed%20password%22"
+        shots["rules.png"] = f"{demo_service.url}/console/rules"
         for name, url in shots.items():
             await page.goto(url)
             await page.wait_for_load_state("networkidle")
