@@ -474,8 +474,9 @@ async def _bulk_load(
             if response.get("errors"):
                 for item in response.get("items", []):
                     result = next(iter(item.values()))
-                    if result.get("status") != 409:  # 409: stored by an earlier run
-                        failures.append(str(result.get("error")))
+                    # Items stored (201) come back too; 409: stored by an earlier run.
+                    if result.get("error") is not None and result.get("status") != 409:
+                        failures.append(str(result["error"]))
             done += docs
             if done % 100_000 < docs or done == total:
                 rate = done / (time.perf_counter() - started)
