@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 from elasticsearch import AsyncElasticsearch
 
-from secmon.bench.api import MIX, TARGETS, Universe, bench_api, bench_settings, synthetic_alerts
+from secmon.bench.api import MIX, TARGETS, Universe, bench_api, bench_settings, load_alerts, synthetic_alerts
 from secmon.config import ElasticsearchSettings, Settings
-from secmon.store import IndexNames
+from secmon.store import IndexNames, connect
 
 ALERTS = 2_000
 
@@ -56,3 +56,19 @@ async def test_every_scenario_is_answered_by_the_api_and_elasticsearch(
     assert (await es.count(index=IndexNames(prefix).alerts))["count"] == ALERTS
     keys = await es.search(index=f"{prefix}-apikeys", query={"term": {"revoked": False}}, size=0)
     assert keys["hits"]["total"]["value"] == 0
+
+
+async def test_a_larger_load_over_a_smaller_one_adds_the_missing_events(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, tmp_path: Path
+) -> None:
+    """Events sit in a data stream that cannot be deleted: a larger load stores the new ones beside the old."""
+    own = es_settings.model_copy(update={"index_prefix": f"{es_settings.index_prefix}-grow"})
+    settings = bench_settings(Settings(elasticsearch=own, state_dir=tmp_path / "state"))  # type: ignore[call-arg]
+    client = connect(settings.elasticsearch)
+    try:
+        small = await load_alerts(client, settings, 200)
+        larger = await load_alerts(client, settings, 400)  # half its events are stored already (409)
+    finally:
+        await client.close()
+    assert (small.alerts, small.events, small.reused) == (200, 20, False)
+    assert (larger.alerts, larger.events, larger.reused) == (400, 40, False)
