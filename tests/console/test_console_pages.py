@@ -187,6 +187,8 @@ async def test_a_rule_author_sees_yaml_errors_at_their_line_tests_a_rule_on_rece
         assert await text_of(page, "#rule-state") == "disabled"
         trail = await text_of(page, "#rule-audit")
         assert "max.author upload" in trail and "max.author disable" in trail and "enabled: True → False" in trail
+        await page.click("#test-rule")  # a disabled rule can still be tried on what is stored
+        assert await text_of(page, "#test-matched") == "3"
         async with httpx.AsyncClient(base_url=demo_service.url) as api:
             answer = await api.get(f"/rules/{RULE_ID}", headers={"Authorization": f"Bearer {secret}"})
         assert answer.json()["enabled"] is False
