@@ -10,6 +10,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from secmon.cli.context import console, errors
@@ -37,13 +38,22 @@ def detect(
         OutputFormat.jsonl
     ),
     show_problems: Annotated[bool, typer.Option(help="List every rule that was not loaded, and why.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", min=1, help="Worker processes (files and parts of big EVTX files); default: the cores."
+        ),
+    ] = None,
 ) -> None:
     """Match every event of PATHS against Sigma rules and print the matches; a summary goes to stderr."""
     from secmon.detection.detector import load_detector
-    from secmon.offline import HuntStats, hunt
+    from secmon.offline import HuntStats, file_size, hunt, input_files
+    from secmon.offline.parallel import DetectorSource, default_jobs, hunt_parallel
 
+    rule_paths = tuple(rules or [SHIPPED_RULES_DIR])
+    cache_dir = default_cache_dir() / "rule-cache"
     with errors.status("Loading rules …"):
-        detector = load_detector(rules or [SHIPPED_RULES_DIR], cache_dir=default_cache_dir() / "rule-cache")
+        detector = load_detector(rule_paths, cache_dir=cache_dir)
     problems = detector.ruleset.problems
     errors.print(
         f"{len(detector.rules):,} rules and {len(detector.ruleset.correlations):,} correlations loaded"
@@ -59,15 +69,28 @@ def detect(
         for problem in problems:
             errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     stats = HuntStats()
-    findings = hunt(detector, paths, stats)
+    jobs = jobs or default_jobs()
+    files = input_files(paths)
+    bar = Progress(
+        TextColumn("hunting"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=errors, transient=True
+    )
+    task = bar.add_task("hunting", total=sum(file_size(path) for path in files))
+    done = lambda size: bar.advance(task, size)  # noqa: E731
+    if jobs == 1:
+        findings = hunt(detector, files, stats, progress=done)
+    else:
+        findings = hunt_parallel(detector, files, jobs, DetectorSource(rule_paths, cache_dir), stats, progress=done)
     if output is OutputFormat.jsonl:
         out = sys.stdout.buffer
-        for finding in findings:
-            out.write(orjson.dumps(finding.as_json()) + b"\n")
+        with bar:
+            for finding in findings:
+                out.write(orjson.dumps(finding.as_json()) + b"\n")
         out.flush()
     else:
         table = Table("time", "level", "rule", "file", "record/line")
-        for finding in findings:
+        with bar:
+            found = list(findings)
+        for finding in found:
             where = finding.record_id if finding.record_id is not None else finding.line
             style = LEVEL_STYLES.get(finding.level, "")
             table.add_row(
@@ -79,5 +102,5 @@ def detect(
     rate = stats.events / stats.seconds if stats.seconds else 0.0
     errors.print(
         f"{stats.files:,} files, {stats.events:,} events, {stats.findings:,} matches in {stats.seconds:.2f}s "
-        f"({rate:,.0f} events/s, reading and parsing included)"
+        f"({rate:,.0f} events/s, reading and parsing included; {jobs} {'process' if jobs == 1 else 'processes'})"
     )

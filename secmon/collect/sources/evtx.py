@@ -19,6 +19,7 @@ import asyncio
 import bisect
 import contextlib
 import hashlib
+import io
 import itertools
 import os
 import re
@@ -109,15 +110,166 @@ class _Layout:
     header_intact: bool = True  # the file header's checksum matches it
 
 
-def read_evtx(path: Path, *, on_failure: OnReadFailure | None = None) -> Iterator[EvtxRecord]:
-    """The records of the EVTX file ``path``; damaged parts go to ``on_failure`` (by default, logged)."""
+def read_evtx(path: Path, *, on_failure: OnReadFailure | None = None, threads: int = 0) -> Iterator[EvtxRecord]:
+    """The records of the EVTX file ``path``; damaged parts go to ``on_failure`` (by default, logged).
+
+    ``threads`` limits the parser's threads (0: one per core); a worker process of a parallel
+    hunt takes 1, the cores being shared out among processes already.
+    """
+    plan = plan_evtx(path, parts=1)
+    return _whole(plan, plan.parts[0], on_failure or _log_failure, threads)
+
+
+def _whole(plan: EvtxPlan, part: EvtxPart, report: OnReadFailure, threads: int) -> Iterator[EvtxRecord]:
+    reading = PartReading(report)
+    truncated = plan.report_before(reading)
+    yield from read_evtx_part(part, reading, threads)
+    if not reading.stopped:
+        plan.report_after([reading.runs()], reading.reports, report, truncated=truncated)
+
+
+@dataclass(frozen=True, slots=True)
+class EvtxPart:
+    """A run of an EVTX file's chunk slots, read on its own: one worker's share of a big file."""
+
+    path: Path
+    first_slot: int  # chunk slots are numbered from 0, the one right after the file header
+    end_slot: int  # after the last slot of the part
+    layout: _Layout  # the whole file's (the chunks of the part are read from it)
+
+    @property
+    def bytes(self) -> int:
+        return (self.end_slot - self.first_slot) * CHUNK_SIZE
+
+    @property
+    def chunks(self) -> tuple[_Chunk, ...]:
+        start, end = _slot_offset(self.first_slot), _slot_offset(self.end_slot)
+        return tuple(chunk for chunk in self.layout.chunks if start <= chunk.offset < end)
+
+
+@dataclass(frozen=True, slots=True)
+class EvtxPlan:
+    """An EVTX file cut into parts, and the reports that concern the whole file.
+
+    A file's damage is reported as one reading of it reports it, whoever reads its parts:
+    :meth:`report_before` (header, truncation) ahead of the parts' reports, in part order, then
+    :meth:`report_after` (records no readable chunk holds) with every part's record ids.
+    """
+
+    path: Path
+    layout: _Layout
+    parts: tuple[EvtxPart, ...]
+
+    def report_before(self, reading: PartReading) -> bool:
+        """Report the file header's and the file's size's damage; True when it is truncated."""
+        if not self.layout.header_intact:
+            # Then what it says of chunks and record ids may be wrong, and some damage may go unseen.
+            reading.report(
+                EvtxReadFailure(self.path, "the file header is damaged: its checksum does not match", offset=0)
+            )
+        return _report_truncation(self.path, self.layout, reading.counted)
+
+    def report_after(
+        self, runs: Iterable[list[tuple[int, int]]], reported: int, report: OnReadFailure, *, truncated: bool
+    ) -> None:
+        """Report the records no part returned nor reported; ``runs``: each part's ids, :meth:`PartReading.runs`.
+
+        ``reported``: the damage reports counted so far, the file's and its parts'.
+        """
+        merged = list(_runs_union(run for part_runs in runs for run in part_runs))
+        _report_unseen(self.path, self.layout, merged, report, truncated=truncated, reported=reported > 0)
+
+
+def plan_evtx(path: Path, *, parts: int = 1, part_bytes: int | None = None) -> EvtxPlan:
+    """``path`` cut into at most ``parts`` parts, or into parts of about ``part_bytes``; IngestError if not EVTX."""
     layout = _read_layout(path)
+    slots = max(1, -(-(layout.size - FILE_HEADER_SIZE) // CHUNK_SIZE))
+    per_part = -(-slots // parts) if part_bytes is None else max(1, part_bytes // CHUNK_SIZE)
+    cuts = range(0, slots, per_part)
+    return EvtxPlan(path, layout, tuple(EvtxPart(path, start, min(start + per_part, slots), layout) for start in cuts))
+
+
+class PartReading:
+    """What reading one part leaves for its file's reports: the record ids accounted for, and damage seen."""
+
+    __slots__ = ("accounted", "report", "reports", "stopped")
+
+    def __init__(self, report: OnReadFailure) -> None:
+        self.report = report
+        self.accounted: set[int] = set()  # record ids returned, or already reported as failed
+        self.reports = 0  # of damage to chunks and records
+        self.stopped = False  # the parser went round in circles: what it did not return is not worth reporting
+
+    def counted(self, failure: EvtxReadFailure) -> None:
+        self.reports += 1
+        self.report(failure)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The accounted ids as (first, last) runs: little to send, even for a part of millions of records."""
+        return list(_runs(sorted(self.accounted)))
+
+
+def read_evtx_part(part: EvtxPart, reading: PartReading, threads: int = 0) -> Iterator[EvtxRecord]:
+    """The records of one part of a file (its chunks' damage reported to ``reading``).
+
+    The parser reads a view of the file made of its header and the part's chunk slots, so a
+    part of a file of many gigabytes costs its own share of reading only.
+    """
+    path = part.path
+    whole = part.first_slot == 0 and _slot_offset(part.end_slot) >= part.layout.size
     try:
-        # indent=False: compact JSON is less text to decode. Threads: the parser's default (one per core).
-        parser = evtx.PyEvtxParser(str(path), indent=False)
+        source: str | _PartView = str(path) if whole else _PartView(path, part)
+        parser = evtx.PyEvtxParser(source, number_of_threads=threads, indent=False)
     except (RuntimeError, OSError) as error:
         raise IngestError(f"{path}: cannot be read as EVTX: {error}") from error
-    return _records(path, parser.records_json(), layout, on_failure or _log_failure)
+    yield from _records(part, parser.records_json(), reading)
+
+
+def _slot_offset(slot: int) -> int:
+    return FILE_HEADER_SIZE + slot * CHUNK_SIZE
+
+
+class _PartView(io.RawIOBase):
+    """A file-like EVTX file made of ``part.path``'s header and the part's chunk slots, read on demand."""
+
+    def __init__(self, path: Path, part: EvtxPart) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._start = _slot_offset(part.first_slot)
+        self._size = FILE_HEADER_SIZE + min(part.bytes, part.layout.size - self._start)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._size:
+            return 0
+        if self._position < FILE_HEADER_SIZE:  # the header, and nothing past it in one read
+            self._file.seek(self._position)
+            wanted = min(len(buffer), FILE_HEADER_SIZE - self._position)
+        else:
+            self._file.seek(self._start + self._position - FILE_HEADER_SIZE)
+            wanted = min(len(buffer), self._size - self._position)
+        data = self._file.read(wanted)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _read_layout(path: Path) -> _Layout:
@@ -153,33 +305,24 @@ def _read_layout(path: Path) -> _Layout:
     )
 
 
-def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailure) -> Iterator[EvtxRecord]:
-    accounted: set[int] = set()  # record ids returned, or already reported as failed
-    reports = 0  # of damage to chunks and records
-
-    def counted(failure: EvtxReadFailure) -> None:
-        nonlocal reports
-        reports += 1
-        report(failure)
-
-    if not layout.header_intact:
-        # Then what it says of chunks and record ids may be wrong, and some damage may go unseen.
-        report(EvtxReadFailure(path, "the file header is damaged: its checksum does not match", offset=0))
-    truncated = _report_truncation(path, layout, counted)
+def _records(part: EvtxPart, raw_records: Any, reading: PartReading) -> Iterator[EvtxRecord]:
+    path, accounted, counted = part.path, reading.accounted, reading.counted
+    chunks = part.chunks
     # Each parser error costs it a chunk or a record; more errors than that means it is going round in circles.
-    errors_left = layout.size // CHUNK_SIZE + sum(c.last_record_id - c.first_record_id + 1 for c in layout.chunks) + 1
+    errors_left = part.bytes // CHUNK_SIZE + sum(c.last_record_id - c.first_record_id + 1 for c in chunks) + 1
     while True:
         try:
             raw = next(raw_records)
         except StopIteration:
             break
         except (RuntimeError, OSError) as error:
-            counted(_parser_failure(path, error, accounted))
+            counted(_parser_failure(path, error, accounted, part.first_slot))
             errors_left -= 1
             if errors_left == 0:
                 counted(
                     EvtxReadFailure(path, "stopped reading: the parser reports more errors than the file has parts")
                 )
+                reading.stopped = True
                 return
             continue
         record_id = raw.get("event_record_id")
@@ -194,7 +337,7 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
             continue
         accounted.add(record_id)
         yield EvtxRecord(path, record_id, event)
-    for chunk in layout.chunks:
+    for chunk in chunks:
         for first, last in _runs(
             i for i in range(chunk.first_record_id, chunk.last_record_id + 1) if i not in accounted
         ):
@@ -207,11 +350,16 @@ def _records(path: Path, raw_records: Any, layout: _Layout, report: OnReadFailur
                     offset=chunk.offset,
                 )
             )
-    _report_unseen(path, layout, accounted, counted, truncated=truncated, reported=reports > 0)
 
 
 def _report_unseen(
-    path: Path, layout: _Layout, accounted: set[int], report: OnReadFailure, *, truncated: bool, reported: bool
+    path: Path,
+    layout: _Layout,
+    accounted: list[tuple[int, int]],
+    report: OnReadFailure,
+    *,
+    truncated: bool,
+    reported: bool,
 ) -> None:
     """Report records that neither came back nor were reported: the parser skips some damage without a word.
 
@@ -227,14 +375,16 @@ def _report_unseen(
         for before, after in itertools.pairwise(known)
         if before.last_record_id + 1 < after.first_record_id
     ]
-    returned = sorted(accounted) if gaps else []  # a whole file's chunks leave no gap: nothing to sort
+    # ``accounted``: sorted runs of the ids returned or reported; a run ending in [low, high] or
+    # beyond it, and starting at or before high, holds one of them.
+    ends = [last for _, last in accounted]
     for low, high in gaps:
-        at = bisect.bisect_left(returned, low)
-        if at == len(returned) or returned[at] > high:  # none of them came back
+        at = bisect.bisect_left(ends, low)
+        if at == len(accounted) or accounted[at][0] > high:  # none of them came back
             report(
                 EvtxReadFailure(path, f"records {low}..{high} are in no chunk that could be read{hint}", record_id=low)
             )
-    seen = max(max((chunk.last_record_id for chunk in known), default=0), max(accounted, default=0))
+    seen = max(max((chunk.last_record_id for chunk in known), default=0), max(ends, default=0))
     if not truncated and layout.next_record_id - 1 > seen:
         report(
             EvtxReadFailure(
@@ -291,12 +441,18 @@ def _report_truncation(path: Path, layout: _Layout, report: OnReadFailure) -> bo
     return True
 
 
-def _parser_failure(path: Path, error: BaseException, accounted: set[int]) -> EvtxReadFailure:
-    """An EvtxReadFailure from the parser's error, with the chunk or record its message names."""
+def _parser_failure(path: Path, error: BaseException, accounted: set[int], first_slot: int = 0) -> EvtxReadFailure:
+    """An EvtxReadFailure from the parser's error, with the chunk or record its message names.
+
+    The parser numbers the chunks of what it reads: of a part, from ``first_slot`` on.
+    """
     reason = str(error)
     offset = record_id = None
     if match := _CHUNK_NUMBER.search(reason):
-        offset = FILE_HEADER_SIZE + int(match[1]) * CHUNK_SIZE
+        number = first_slot + int(match[1])
+        offset = _slot_offset(number)
+        if first_slot:
+            reason = _CHUNK_NUMBER.sub(f"chunk number {number}", reason, count=1)
     if match := _RECORD_ID_RANGE.search(reason):
         record_id, last = int(match[1]), int(match[2])
         # The parser takes the range from the chunk's header, which may be the damage itself
@@ -312,6 +468,20 @@ def _parser_failure(path: Path, error: BaseException, accounted: set[int]) -> Ev
 def _plausible_record_ids(first: int, last: int) -> bool:
     """Whether a chunk header's record id range can be real: a chunk cannot hold more records than bytes."""
     return first <= last < first + CHUNK_SIZE
+
+
+def _runs_union(runs: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Runs of ids (from several parts, overlapping or not) as sorted, disjoint runs."""
+    first = last = None
+    for low, high in sorted(runs):
+        if last is not None and low <= last + 1:
+            last = max(last, high)
+            continue
+        if first is not None and last is not None:
+            yield first, last
+        first, last = low, high
+    if first is not None and last is not None:
+        yield first, last
 
 
 def _runs(ids: Iterable[int]) -> Iterator[tuple[int, int]]:

@@ -100,6 +100,21 @@ class CorrelationRouter:
         return routed
 
 
+    def carried(self, matched: Sequence[Rule], event: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The matched rules some correlation counts, and every field those correlations read of ``event``.
+
+        What counting the event in another process needs, in one piece (an offline hunt's
+        workers hand it to the process that counts every family); ``((), {})`` when none counts it.
+        """
+        by_ref = self._by_ref
+        refs = tuple(rule.id for rule in matched if rule.id in by_ref)
+        if not refs:
+            return (), {}
+        view = EventView(event)
+        names = {name for ref in refs for family in by_ref[ref] for name in family.carried_fields[ref]}
+        return refs, {name: _carried(view, name) for name in sorted(names) if view.raw(name)}
+
+
 def _key(family: Family, ref: str, view: EventView) -> bytes | None:
     """The routing key of a match of ``ref``; None when the event lacks a group-by value (nothing to count)."""
     fields = family.route_fields[ref]

@@ -8,16 +8,21 @@ as in the service.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from secmon.collect.transforms.chain import TransformChain
+from secmon.detection.correlation import CorrelationHit
 from secmon.detection.detector import Detector
 from secmon.detection.fields import event_time
+from secmon.detection.rules import Rule
 from secmon.events import Event, Record, get_field
 from secmon.timestamps import epoch_to_iso_seconds
+
+if TYPE_CHECKING:
+    from secmon.collect.sources.evtx import EvtxRecord
 
 EVTX_SUFFIXES = (".evtx",)
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -110,8 +115,11 @@ def input_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
-    """The normalized events of one file, chosen by its suffix (EVTX, JSON lines, else log lines)."""
+def read_events(path: Path, failures: list[str], *, threads: int = 0) -> Iterator[SourcedEvent]:
+    """The normalized events of one file, chosen by its suffix (EVTX, JSON lines, else log lines).
+
+    ``threads`` limits the EVTX parser's threads (0: one per core).
+    """
     suffix = path.suffix.lower()
     chain = TransformChain()  # one per file: auditd's lines are joined within a file
     origin = {"log": {"file": {"path": str(path)}}}
@@ -119,12 +127,7 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
         from secmon.collect.sources.evtx import read_evtx
 
         on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
-        for record in read_evtx(path, on_failure=on_failure):
-            event = chain(Record("", origin, document=record.event), "evtx", str(path))
-            event_record_id = get_field(event, "winlog.record_id")
-            if not isinstance(event_record_id, int):  # a record without a readable EventRecordID
-                event_record_id = record.record_id
-            yield SourcedEvent(str(path), event_record_id, None, event, file_record_id=record.record_id)
+        yield from evtx_events(path, read_evtx(path, on_failure=on_failure, threads=threads))
         return
     if suffix in CAPTURE_SUFFIXES:
         from secmon.collect.transforms.packets import CaptureError, packets_to_events, read_capture
@@ -143,8 +146,37 @@ def read_events(path: Path, failures: list[str]) -> Iterator[SourcedEvent]:
                 yield SourcedEvent(str(path), None, number, chain(Record(text, origin), fmt, str(path)))
 
 
-def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = None) -> Iterator[Finding]:
-    """Every (rule, event) match in the files under ``paths``, in file order."""
+def file_size(path: Path) -> int:
+    """``path``'s size in bytes (0 when it cannot be read), for progress bars."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def evtx_events(path: Path, records: Iterable[EvtxRecord]) -> Iterator[SourcedEvent]:
+    """EVTX records (of a file, or of a part of one) as events, numbered as an analyst looks them up."""
+    chain = TransformChain()
+    origin = {"log": {"file": {"path": str(path)}}}
+    for record in records:
+        event = chain(Record("", origin, document=record.event), "evtx", str(path))
+        event_record_id = get_field(event, "winlog.record_id")
+        if not isinstance(event_record_id, int):  # a record without a readable EventRecordID
+            event_record_id = record.record_id
+        yield SourcedEvent(str(path), event_record_id, None, event, file_record_id=record.record_id)
+
+
+def hunt(
+    detector: Detector,
+    paths: Iterable[Path],
+    stats: HuntStats | None = None,
+    *,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Iterator[Finding]:
+    """Every (rule, event) match in the files under ``paths``, in file order.
+
+    ``progress`` is told each file's size once its findings are yielded.
+    """
     stats = stats if stats is not None else HuntStats()
     started = time.perf_counter()
     for path in input_files(paths):
@@ -152,39 +184,64 @@ def hunt(detector: Detector, paths: Iterable[Path], stats: HuntStats | None = No
         for sourced in read_events(path, stats.read_failures):
             stats.events += 1
             detection = detector.detect(sourced.event, f"{sourced.file}:{sourced.where}")
-            for rule in detection.rules:
-                stats.findings += 1
-                timestamp = _timestamp(sourced.event)
-                yield Finding(
-                    rule.id,
-                    rule.title,
-                    rule.level,
-                    timestamp,
-                    sourced.file,
-                    sourced.record_id,
-                    sourced.line,
-                    rule.tags,
-                    file_record_id=sourced.file_record_id,
-                )
+            if detection.rules:
+                timestamp = event_timestamp(sourced.event)
+                for rule in detection.rules:
+                    stats.findings += 1
+                    yield rule_finding(rule, timestamp, sourced)
             for hit in detection.correlations:
                 stats.findings += 1
-                timestamp = epoch_to_iso_seconds(hit.last)
-                yield Finding(
-                    hit.rule.id,
-                    hit.rule.title,
-                    hit.rule.level,
-                    timestamp,
-                    sourced.file,
-                    sourced.record_id,
-                    sourced.line,
-                    hit.rule.tags,
-                    hit.event_ids,
-                    sourced.file_record_id,
-                )
+                yield correlation_finding(hit, sourced)
+        progress(file_size(path))
     stats.seconds = time.perf_counter() - started
 
 
-def _timestamp(event: Event) -> str:
+class Place(Protocol):
+    """Where an event was read, as a finding names it."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def record_id(self) -> int | None: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def file_record_id(self) -> int | None: ...
+
+
+def rule_finding(rule: Rule, timestamp: str, place: Place) -> Finding:
+    """The finding of a base rule's match of the event read at ``place``, stamped with its time."""
+    return Finding(
+        rule.id,
+        rule.title,
+        rule.level,
+        timestamp,
+        place.file,
+        place.record_id,
+        place.line,
+        rule.tags,
+        file_record_id=place.file_record_id,
+    )
+
+
+def correlation_finding(hit: CorrelationHit, place: Place) -> Finding:
+    """The finding of a correlation that fired on the event read at ``place``."""
+    return Finding(
+        hit.rule.id,
+        hit.rule.title,
+        hit.rule.level,
+        epoch_to_iso_seconds(hit.last),
+        place.file,
+        place.record_id,
+        place.line,
+        hit.rule.tags,
+        hit.event_ids,
+        place.file_record_id,
+    )
+
+
+def event_timestamp(event: Event) -> str:
+    """The event's time as its findings show it."""
     stamp = event.get("@timestamp")
     if isinstance(stamp, str):
         return stamp

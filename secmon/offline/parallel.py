@@ -1,0 +1,286 @@
+"""``secmon detect --jobs N``: files, and parts of big EVTX files, hunted by worker processes.
+
+The work is cut into units: a file, or a part of an EVTX file bigger than ``part_bytes`` (its
+chunks are independent, so a worker reads its share through a view of the file and a file of
+gigabytes is never read whole by anyone). A worker reads, normalizes and matches its unit's
+events with the rule set the parent loaded (inherited when it is forked, else read from the rule
+cache) and sends back only what the parent needs: for each event that matched, where it was read,
+its time, the ids of the alerting rules it matched, and for the correlations that count it the
+rules they count and the fields they read of it.
+
+The parent takes the results in unit order, which is the order one process reads the files in,
+counts the correlations in that order (their windows span files), reports each big file's damage
+as one reading of it would, and so yields the findings of :func:`secmon.offline.hunt`, in its order.
+At most two units per worker are in flight: memory grows with the workers, not with the input.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secmon.collect.sources.evtx import EvtxPart, EvtxPlan, EvtxReadFailure, PartReading, plan_evtx, read_evtx_part
+from secmon.detection.correlation.routing import CorrelationRouter
+from secmon.detection.detector import Detector, load_detector
+from secmon.detection.fields import event_time
+from secmon.errors import IngestError
+from secmon.offline import (
+    EVTX_SUFFIXES,
+    Finding,
+    HuntStats,
+    correlation_finding,
+    event_timestamp,
+    evtx_events,
+    file_size,
+    input_files,
+    read_events,
+    rule_finding,
+)
+
+PART_BYTES = 32 * 1024 * 1024  # an EVTX file above this is cut into parts of it (512 chunks)
+UNITS_PER_WORKER = 2  # in flight: one being worked on, one waiting, per worker
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSource:
+    """How a spawned worker loads the parent's rule set: from the same folders, through the rule cache."""
+
+    rule_paths: tuple[Path, ...]
+    cache_dir: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    index: int
+    path: Path
+    size: int  # bytes of the file it reads, for the progress bar
+    part: EvtxPart | None = None  # None: the whole file
+    plan: EvtxPlan | None = None  # a part's file, on its first and last part (whose reports are the file's)
+    first: bool = True
+    last: bool = True
+    error: IngestError | None = None  # the file cannot be hunted: raised when the hunt reaches it
+
+
+@dataclass(frozen=True, slots=True)
+class _Matched:
+    """One event's matches, as a worker sends them: where it was read, and what the parent counts."""
+
+    file: str
+    record_id: int | None
+    line: int | None
+    file_record_id: int | None
+    timestamp: str  # of the event, for its findings ("" when no alerting rule matched)
+    rules: tuple[str, ...]  # the alerting rules it matched, in the order the matcher gives
+    refs: tuple[str, ...] = ()  # the matched rules a correlation counts
+    fields: dict[str, Any] = field(default_factory=dict)  # what those correlations read of the event
+    time: float = 0.0  # event time, epoch seconds, for the correlations
+
+
+@dataclass(slots=True)
+class _UnitResult:
+    events: int = 0
+    failures: list[str] = field(default_factory=list)
+    matched: list[_Matched] = field(default_factory=list)
+    runs: list[tuple[int, int]] = field(default_factory=list)  # an EVTX part's record ids
+    reports: int = 0  # an EVTX part's damage reports
+    stopped: bool = False
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def hunt_parallel(
+    detector: Detector,
+    paths: Iterable[Path],
+    jobs: int,
+    source: DetectorSource,
+    stats: HuntStats | None = None,
+    *,
+    progress: Callable[[int], None] = lambda done: None,
+    part_bytes: int = PART_BYTES,
+) -> Iterator[Finding]:
+    """The findings of :func:`secmon.offline.hunt` over ``paths``, worked out by ``jobs`` processes.
+
+    ``progress`` is told the bytes of each unit as its findings are yielded.
+    """
+    stats = stats if stats is not None else HuntStats()
+    started = time.perf_counter()
+    files = input_files(paths)
+    stats.files += len(files)
+    merger = _Merger(detector, stats, progress)
+    window: deque[tuple[_Unit, Future[_UnitResult] | None]] = deque()
+    with _pool(detector, source, jobs) as pool:
+        for unit in _units(files, part_bytes):
+            window.append((unit, None if unit.error else pool.submit(_hunt_unit, unit)))
+            if len(window) >= jobs * UNITS_PER_WORKER:
+                yield from merger.merge(*window.popleft())
+        while window:
+            yield from merger.merge(*window.popleft())
+    stats.seconds = time.perf_counter() - started
+
+
+@dataclass(slots=True)
+class _OpenFile:
+    """A big EVTX file whose parts are being merged: its own reports, and what its parts saw."""
+
+    reading: PartReading
+    truncated: bool
+    runs: list[list[tuple[int, int]]] = field(default_factory=list)
+    stopped: bool = False
+
+
+class _Merger:
+    """The parent's side: units' results, in unit order, into findings and counts."""
+
+    def __init__(self, detector: Detector, stats: HuntStats, progress: Callable[[int], None]) -> None:
+        self.rules = {rule.id: rule for rule in detector.rules}
+        self.correlation = detector.correlation
+        self.silent = detector.silent
+        self.stats = stats
+        self.progress = progress
+        self.open_file: _OpenFile | None = None  # units come in order: one big file is open at a time
+
+    def merge(self, unit: _Unit, future: Future[_UnitResult] | None) -> Iterator[Finding]:
+        if unit.error is not None:
+            raise unit.error
+        assert future is not None
+        result = future.result()  # a worker's exception (IngestError: a file that is not EVTX) is raised here
+        stats = self.stats
+        if unit.plan is not None and unit.first:
+            reading = PartReading(lambda failure: stats.read_failures.append(_failure_text(failure)))
+            self.open_file = _OpenFile(reading, unit.plan.report_before(reading))
+        stats.events += result.events
+        stats.read_failures += result.failures
+        for matched in result.matched:
+            for rule_id in matched.rules:
+                stats.findings += 1
+                yield rule_finding(self.rules[rule_id], matched.timestamp, matched)
+            if matched.refs:
+                yield from self._correlate(matched)
+        if unit.part is not None:
+            self._close_part(unit, result)
+        self.progress(unit.part.bytes if unit.part is not None else unit.size)
+
+    def _correlate(self, matched: _Matched) -> Iterator[Finding]:
+        where = matched.record_id if matched.record_id is not None else matched.line
+        for hit in self.correlation.observe_refs(matched.refs, matched.fields, f"{matched.file}:{where}", matched.time):
+            if hit.rule.id not in self.silent:
+                self.stats.findings += 1
+                yield correlation_finding(hit, matched)
+
+    def _close_part(self, unit: _Unit, result: _UnitResult) -> None:
+        current = self.open_file
+        assert current is not None
+        current.runs.append(result.runs)
+        current.reading.reports += result.reports
+        current.stopped = current.stopped or result.stopped
+        if unit.last and unit.plan is not None:
+            self.open_file = None
+            if not current.stopped:
+                report = current.reading.report
+                unit.plan.report_after(current.runs, current.reading.reports, report, truncated=current.truncated)
+
+
+def _units(files: Sequence[Path], part_bytes: int) -> Iterator[_Unit]:
+    index = 0
+    for path in files:
+        size = file_size(path)
+        if path.suffix.lower() not in EVTX_SUFFIXES or size <= part_bytes:
+            yield _Unit(index, path, size)
+            index += 1
+            continue
+        try:
+            plan = plan_evtx(path, part_bytes=part_bytes)
+        except IngestError as error:
+            yield _Unit(index, path, size, error=error)
+            index += 1
+            continue
+        last = len(plan.parts) - 1
+        for number, part in enumerate(plan.parts):
+            ends = number in (0, last)
+            yield _Unit(index, path, size, part, plan if ends else None, number == 0, number == last)
+            index += 1
+
+
+# -- in the workers ----------------------------------------------------------------------------
+
+
+class _Worker:
+    """What a worker process matches with: the parent's rule set (forked), or one loaded from its cache."""
+
+    detector: Detector | None = None
+    router: CorrelationRouter | None = None
+
+    @classmethod
+    def take(cls, detector: Detector) -> None:
+        cls.detector, cls.router = detector, CorrelationRouter(detector.ruleset.correlations)
+
+
+def _pool(detector: Detector, source: DetectorSource, jobs: int) -> ProcessPoolExecutor:
+    if "fork" in multiprocessing.get_all_start_methods():
+        # A forked worker starts with the parent's compiled rules: nothing to load, and the pages
+        # are shared until written. Set before the pool forks its workers (on first submit).
+        _Worker.take(detector)
+        return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+    return ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_load_detector, initargs=(source,)
+    )
+
+
+def _load_detector(source: DetectorSource) -> None:
+    _Worker.take(load_detector(source.rule_paths, cache_dir=source.cache_dir))
+
+
+def _hunt_unit(unit: _Unit) -> _UnitResult:
+    detector, router = _Worker.detector, _Worker.router
+    assert detector is not None and router is not None
+    match, silent = detector.engine.match, detector.silent
+    counts_correlations = bool(router.families)
+    result = _UnitResult()
+    if unit.part is not None:
+        reading = PartReading(lambda failure: result.failures.append(_failure_text(failure)))
+        events = evtx_events(unit.path, read_evtx_part(unit.part, reading, threads=1))
+    else:
+        reading = None
+        events = read_events(unit.path, result.failures, threads=1)
+    for sourced in events:
+        result.events += 1
+        matched = match(sourced.event)
+        if not matched:
+            continue
+        alerting = tuple(rule.id for rule in matched if rule.id not in silent)
+        refs, fields = router.carried(matched, sourced.event) if counts_correlations else ((), {})
+        if not alerting and not refs:
+            continue
+        result.matched.append(
+            _Matched(
+                sourced.file,
+                sourced.record_id,
+                sourced.line,
+                sourced.file_record_id,
+                event_timestamp(sourced.event) if alerting else "",
+                alerting,
+                refs,
+                fields,
+                event_time(sourced.event) if refs else 0.0,
+            )
+        )
+    if reading is not None:
+        result.runs, result.reports, result.stopped = reading.runs(), reading.reports, reading.stopped
+    return result
+
+
+def _failure_text(failure: EvtxReadFailure) -> str:
+    return f"{failure.path}: {failure.reason}"
