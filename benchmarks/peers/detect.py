@@ -35,21 +35,25 @@ from benchmarks.peers.engines import (
     convert_rules_for_hayabusa,
     find_peers,
 )
+from secmon.bench.detect import repeat_corpus
 from secmon.offline import input_files
+from secmon.offline.parallel import default_jobs
 
 HAYABUSA_RULES = Path("hayabusa-sigma-rules")  # under the peers directory: the rules converted for Hayabusa
-SECMON_NAME = "secmon detect (process)"
+SECMON_NAME = "secmon detect"
 
 console = Console()
 
 
-def run_secmon(rules: list[Path], paths: list[Path]) -> PeerResult:
-    """``secmon detect`` as a process, timed like the peers: start-up, cached rules, reading, matching."""
+def run_secmon(rules: list[Path], paths: list[Path], jobs: int) -> PeerResult:
+    """``secmon detect --jobs`` as a process, timed like the peers: start-up, cached rules, reading, matching."""
     command = [
         sys.executable,
         "-m",
         "secmon",
         "detect",
+        "--jobs",
+        str(jobs),
         *(arg for folder in rules for arg in ("--rules", str(folder))),
         *map(str, paths),
     ]
@@ -64,12 +68,13 @@ def run_secmon(rules: list[Path], paths: list[Path]) -> PeerResult:
     if events is None or loaded is None:
         raise PeerError(f"secmon detect printed no summary: {summary[-2000:]}")
     return PeerResult(
-        SECMON_NAME,
+        f"{SECMON_NAME} --jobs {jobs}",
         seconds,
         int(events.group(1).replace(",", "")),
         int(loaded.group(1).replace(",", "")),
         len(done.stdout.splitlines()),
-        "a `secmon detect` process: start-up, rules from the cache, EVTX reading and parsing, matching",
+        f"a `secmon detect` process with {jobs} worker {'process' if jobs == 1 else 'processes'}:"
+        " start-up, rules from the cache, EVTX reading and parsing, matching",
     )
 
 
@@ -110,11 +115,27 @@ def main(
     convert_hayabusa: Annotated[
         bool, typer.Option(help="Convert the first rule folder for Hayabusa first (minutes, untimed, reused).")
     ] = False,
+    corpus_repeat: Annotated[
+        int, typer.Option(min=1, help="Hunt N copies of the files: a large corpus from small samples.")
+    ] = 1,
 ) -> None:
-    """Time secmon detect and each peer built under --peers over the same Sigma rules and EVTX files."""
-    with console.status("Running secmon detect …"):
-        ours = run_secmon(rules, paths)
-    results = [ours, *run_peers(peers, rules, paths, convert_hayabusa)]
+    """Time secmon detect and each peer built under --peers over the same Sigma rules and EVTX files.
+
+    secmon runs twice: on one process, and on all the cores (``--jobs``'s default).
+    """
+    with tempfile.TemporaryDirectory(prefix="secmon-corpus-") as folder:
+        if corpus_repeat > 1:
+            with console.status(f"Copying the files {corpus_repeat}× …"):
+                paths = repeat_corpus(paths, corpus_repeat, Path(folder))
+        compare(paths, rules, peers, convert_hayabusa)
+
+
+def compare(paths: list[Path], rules: list[Path], peers: Path, convert_hayabusa: bool) -> None:
+    ours = []
+    for jobs in sorted({1, default_jobs()}):
+        with console.status(f"Running secmon detect --jobs {jobs} …"):
+            ours.append(run_secmon(rules, paths, jobs))
+    results = [*ours, *run_peers(peers, rules, paths, convert_hayabusa)]
     table = Table("engine", "events", "rules loaded", "matches", "seconds", "events/s", title="Sigma over EVTX")
     for r in results:
         loaded = f"{r.rules_loaded:,}" if r.rules_loaded >= 0 else "?"
@@ -123,12 +144,13 @@ def main(
     console.print(table)
     for r in results:
         console.print(f"[dim]{escape(r.name)}: {escape(r.note)}[/]", highlight=False)
-    if len(results) == 1:
+    if len(results) == len(ours):
         console.print(f"[yellow]no peer built under {escape(str(peers))}[/] (see benchmarks/README.md)")
-    for peer in results[1:]:
-        if peer.events_per_second:
-            ratio = ours.events_per_second / peer.events_per_second
-            console.print(f"events/s, {SECMON_NAME} / {escape(peer.name)}: [bold]{ratio:.1f}×[/]")
+    for peer in results[len(ours) :]:
+        for own in ours:
+            if peer.events_per_second:
+                ratio = own.events_per_second / peer.events_per_second
+                console.print(f"events/s, {escape(own.name)} / {escape(peer.name)}: [bold]{ratio:.1f}×[/]")
 
 
 if __name__ == "__main__":

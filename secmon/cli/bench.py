@@ -95,22 +95,48 @@ def collect(
 
 
 @app.command()
-def detect(
+def detect(  # noqa: PLR0917 - typer maps each parameter to a command-line option
     paths: Annotated[
         list[Path], typer.Argument(help="EVTX, JSON-lines or log files, or folders of them.", exists=True)
     ],
     rules: Annotated[list[Path], typer.Option("--rules", "-r", help="Sigma rule folders or files.", exists=True)],
     repeat: Annotated[int, typer.Option(min=1, help="Passes over the events; the median is reported.")] = 5,
+    corpus_repeat: Annotated[
+        int, typer.Option(min=1, help="Hunt N copies of the files (a large corpus built from small samples).")
+    ] = 1,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Processes of the whole-hunt row; default: the cores.")
+    ] = None,
+    one_file_mb: Annotated[
+        int | None,
+        typer.Option(min=1, help="Hunt one EVTX file of this many MB made of the files' chunks, instead of them."),
+    ] = None,
 ) -> None:
-    """Match events against Sigma rules on one core: events/s, rules loaded and skipped, peak memory.
+    """Match events against Sigma rules on one core, then hunt the files on all: events/s, rules, peak memory.
 
     Zircolite, Chainsaw and Hayabusa on the same files: benchmarks/peers in secmon's source tree.
     """
-    from secmon.bench.detect import bench_detect
-    from secmon.config import default_cache_dir
+    import tempfile
 
-    with console.status(f"Loading rules, reading events, matching {repeat}× …"):
-        result = bench_detect(rules, paths, repeat, default_cache_dir() / "rule-cache")
+    from secmon.bench.detect import bench_detect, repeat_corpus
+    from secmon.bench.large_evtx import write_large_evtx
+    from secmon.config import default_cache_dir
+    from secmon.offline import input_files
+    from secmon.offline.parallel import default_jobs
+
+    jobs = jobs or default_jobs()
+    with tempfile.TemporaryDirectory(prefix="secmon-corpus-") as folder:
+        if corpus_repeat > 1:
+            with console.status(f"Copying the files {corpus_repeat}× …"):
+                paths = repeat_corpus(paths, corpus_repeat, Path(folder))
+        if one_file_mb:
+            large = Path(folder) / "large.evtx"
+            with console.status(f"Writing one {one_file_mb:,} MB EVTX file of their chunks …"):
+                evtx_files = [path for path in input_files(paths) if path.suffix.lower() == ".evtx"]
+                write_large_evtx(evtx_files, large, one_file_mb * 1024 * 1024)
+            paths = [large]
+        with console.status(f"Loading rules, reading events, matching {repeat}×, hunting on {jobs} processes …"):
+            result = bench_detect(rules, paths, repeat, default_cache_dir() / "rule-cache", jobs)
     table = Table("engine", "events", "rules loaded", "matches", "seconds", "events/s", title="secmon bench detect")
     table.add_row(
         "secmon (matching only)",
@@ -128,6 +154,15 @@ def detect(
         f"{result.read_seconds + result.match_seconds:.3f}",
         f"{result.end_to_end_events_per_second:,.0f}",
     )
+    if result.jobs > 1:
+        table.add_row(
+            f"secmon detect --jobs {result.jobs} (read + parse + match)",
+            f"{result.events:,}",
+            f"{result.rules_loaded:,}",
+            f"{result.parallel_findings:,}",
+            f"{result.parallel_seconds:.3f}",
+            f"{result.parallel_events_per_second:,.0f}",
+        )
     console.print(table)
     console.print(
         f"rules skipped: {result.rules_skipped:,}; rule load {result.load_seconds:.2f}s"

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +30,13 @@ from secmon.collect.sources.evtx import EvtxPart, EvtxPlan, EvtxReadFailure, Par
 from secmon.detection.correlation.routing import CorrelationRouter
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.fields import event_time
+from secmon.detection.rules import Rule
 from secmon.errors import IngestError
 from secmon.offline import (
     EVTX_SUFFIXES,
     Finding,
     HuntStats,
+    SourcedEvent,
     correlation_finding,
     event_timestamp,
     evtx_events,
@@ -45,6 +47,9 @@ from secmon.offline import (
 )
 
 PART_BYTES = 32 * 1024 * 1024  # an EVTX file above this is cut into parts of it (512 chunks)
+# Small files go to a worker together, up to this many bytes: a task costs about a millisecond
+# of the pool's own work, as much as reading a small file's few dozen events.
+BATCH_BYTES = 2 * 1024 * 1024
 UNITS_PER_WORKER = 2  # in flight: one being worked on, one waiting, per worker
 
 
@@ -58,10 +63,11 @@ class DetectorSource:
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    index: int
-    path: Path
-    size: int  # bytes of the file it reads, for the progress bar
-    part: EvtxPart | None = None  # None: the whole file
+    """What one task of a worker reads: small files, in order, or one part of a big EVTX file."""
+
+    paths: tuple[Path, ...]
+    size: int  # bytes it reads, for the progress bar
+    part: EvtxPart | None = None  # None: the whole files
     plan: EvtxPlan | None = None  # a part's file, on its first and last part (whose reports are the file's)
     first: bool = True
     last: bool = True
@@ -91,6 +97,7 @@ class _UnitResult:
     runs: list[tuple[int, int]] = field(default_factory=list)  # an EVTX part's record ids
     reports: int = 0  # an EVTX part's damage reports
     stopped: bool = False
+    error: IngestError | None = None  # a file of the unit is not what its name says: the hunt stops after its events
 
 
 def default_jobs() -> int:
@@ -169,6 +176,8 @@ class _Merger:
                 yield rule_finding(self.rules[rule_id], matched.timestamp, matched)
             if matched.refs:
                 yield from self._correlate(matched)
+        if result.error is not None:
+            raise result.error
         if unit.part is not None:
             self._close_part(unit, result)
         self.progress(unit.part.bytes if unit.part is not None else unit.size)
@@ -194,24 +203,31 @@ class _Merger:
 
 
 def _units(files: Sequence[Path], part_bytes: int) -> Iterator[_Unit]:
-    index = 0
+    batch: list[Path] = []
+    batch_size = 0
     for path in files:
         size = file_size(path)
         if path.suffix.lower() not in EVTX_SUFFIXES or size <= part_bytes:
-            yield _Unit(index, path, size)
-            index += 1
+            batch.append(path)
+            batch_size += size
+            if batch_size >= BATCH_BYTES:
+                yield _Unit(tuple(batch), batch_size)
+                batch, batch_size = [], 0
             continue
+        if batch:
+            yield _Unit(tuple(batch), batch_size)
+            batch, batch_size = [], 0
         try:
             plan = plan_evtx(path, part_bytes=part_bytes)
         except IngestError as error:
-            yield _Unit(index, path, size, error=error)
-            index += 1
+            yield _Unit((path,), size, error=error)
             continue
         last = len(plan.parts) - 1
         for number, part in enumerate(plan.parts):
             ends = number in (0, last)
-            yield _Unit(index, path, size, part, plan if ends else None, number == 0, number == last)
-            index += 1
+            yield _Unit((path,), size, part, plan if ends else None, number == 0, number == last)
+    if batch:
+        yield _Unit(tuple(batch), batch_size)
 
 
 # -- in the workers ----------------------------------------------------------------------------
@@ -247,14 +263,30 @@ def _hunt_unit(unit: _Unit) -> _UnitResult:
     detector, router = _Worker.detector, _Worker.router
     assert detector is not None and router is not None
     match, silent = detector.engine.match, detector.silent
-    counts_correlations = bool(router.families)
     result = _UnitResult()
     if unit.part is not None:
         reading = PartReading(lambda failure: result.failures.append(_failure_text(failure)))
-        events = evtx_events(unit.path, read_evtx_part(unit.part, reading, threads=1))
+        events: Iterable[SourcedEvent] = evtx_events(unit.part.path, read_evtx_part(unit.part, reading, threads=1))
     else:
         reading = None
-        events = read_events(unit.path, result.failures, threads=1)
+        events = (event for path in unit.paths for event in read_events(path, result.failures, threads=1))
+    try:
+        _match_all(events, result, match, silent, router)
+    except IngestError as error:  # raised by the parent once the files before it are merged, as one process does
+        result.error = error
+    if reading is not None:
+        result.runs, result.reports, result.stopped = reading.runs(), reading.reports, reading.stopped
+    return result
+
+
+def _match_all(
+    events: Iterable[SourcedEvent],
+    result: _UnitResult,
+    match: Callable[[Mapping[str, Any]], list[Rule]],
+    silent: frozenset[str],
+    router: CorrelationRouter,
+) -> None:
+    counts_correlations = bool(router.families)
     for sourced in events:
         result.events += 1
         matched = match(sourced.event)
@@ -277,9 +309,6 @@ def _hunt_unit(unit: _Unit) -> _UnitResult:
                 event_time(sourced.event) if refs else 0.0,
             )
         )
-    if reading is not None:
-        result.runs, result.reports, result.stopped = reading.runs(), reading.reports, reading.stopped
-    return result
 
 
 def _failure_text(failure: EvtxReadFailure) -> str:

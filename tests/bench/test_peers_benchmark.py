@@ -35,10 +35,39 @@ def test_the_secmon_row_counts_what_secmon_detect_reports(tmp_path: Path) -> Non
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT, env=WIDE,
     )  # fmt: skip
     assert bench.returncode == 0, bench.stdout + bench.stderr
-    row = next(line for line in bench.stdout.splitlines() if line.startswith("│ secmon detect (process)"))
-    _, read, loaded, matched, *_ = (cell.strip() for cell in row.strip("│").split("│"))
-    assert (read, loaded, matched) == (events, "1", matches)
+    rows = [line for line in bench.stdout.splitlines() if line.startswith("│ secmon detect --jobs ")]
+    assert rows[0].startswith("│ secmon detect --jobs 1 ")
+    assert len(rows) == (1 if (os.cpu_count() or 1) == 1 else 2)  # one process, then every core
+    for row in rows:
+        _, read, loaded, matched, *_ = (cell.strip() for cell in row.strip("│").split("│"))
+        assert (read, loaded, matched) == (events, "1", matches)
     assert f"no peer built under {no_peers}" in " ".join(bench.stdout.split())
+
+
+def test_bench_detect_hunts_the_copies_it_makes(tmp_path: Path) -> None:
+    env = {**WIDE, "XDG_CACHE_HOME": str(tmp_path)}
+    detect = subprocess.run(
+        [sys.executable, "-m", "secmon", "detect", "--rules", str(RULE), str(EVTX)],
+        capture_output=True, text=True, timeout=300, check=True, env=env,
+    )  # fmt: skip
+    summary = re.search(r"([\d,]+) events, ([\d,]+) matches", " ".join(detect.stderr.split()))
+    assert summary is not None, detect.stderr
+    events, matches = (int(n.replace(",", "")) for n in summary.groups())
+    bench = subprocess.run(
+        [sys.executable, "-m", "secmon", "bench", "detect", "-r", str(RULE), str(EVTX), "--corpus-repeat", "3",
+         "--repeat", "1", "--jobs", "2"],
+        capture_output=True, text=True, timeout=600, check=True, env=env,
+    )  # fmt: skip
+    rows = {
+        cells[0]: cells[1:]
+        for line in bench.stdout.splitlines()
+        if line.startswith("│ secmon")
+        for cells in [[cell.strip() for cell in line.strip("│").split("│")]]
+    }
+    assert rows["secmon (matching only)"][0] == f"{3 * events:,}"
+    assert rows["secmon (matching only)"][2] == f"{3 * matches:,}"
+    assert rows["secmon detect --jobs 2 (read + parse + match)"][0] == f"{3 * events:,}"
+    assert rows["secmon detect --jobs 2 (read + parse + match)"][2] == f"{3 * matches:,}"
 
 
 def test_peers_are_found_where_the_readme_says_to_build_them(tmp_path: Path) -> None:

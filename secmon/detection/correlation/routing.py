@@ -99,7 +99,6 @@ class CorrelationRouter:
                 routed.append((key, RoutedHit(family_id, tuple(key_refs), event_id, index, timestamp, carried)))
         return routed
 
-
     def carried(self, matched: Sequence[Rule], event: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The matched rules some correlation counts, and every field those correlations read of ``event``.
 
