@@ -64,7 +64,7 @@ def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
     from secmon.collect.sources.evtx import read_evtx
 
     origin = {"log": {"file": {"path": str(path)}}}
-    for record in read_evtx(path, on_failure=lambda failure: failures.append(f"{failure.path}: {failure.reason}")):
+    for record in read_evtx(path, on_failure=lambda failure: failures.append(str(failure))):
         key = f"{path.resolve()}:{record.record_id}"
         yield Record(orjson.dumps(record.event).decode(), origin, key=key, document=record.event)
 

@@ -126,7 +126,7 @@ def read_events(path: Path, failures: list[str], *, threads: int = 0) -> Iterato
     if suffix in EVTX_SUFFIXES:
         from secmon.collect.sources.evtx import read_evtx
 
-        on_failure = lambda failure: failures.append(f"{failure.path}: {failure.reason}")  # noqa: E731
+        on_failure = lambda failure: failures.append(str(failure))  # noqa: E731
         yield from evtx_events(path, read_evtx(path, on_failure=on_failure, threads=threads))
         return
     if suffix in CAPTURE_SUFFIXES:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secmon.collect.sources.evtx import EvtxPart, EvtxPlan, EvtxReadFailure, PartReading, plan_evtx, read_evtx_part
+from secmon.collect.sources.evtx import EvtxPart, EvtxPlan, PartReading, plan_evtx, read_evtx_part
 from secmon.detection.correlation.routing import CorrelationRouter
 from secmon.detection.detector import Detector, load_detector
 from secmon.detection.fields import event_time
@@ -87,6 +87,10 @@ class _Matched:
     refs: tuple[str, ...] = ()  # the matched rules a correlation counts
     fields: dict[str, Any] = field(default_factory=dict)  # what those correlations read of the event
     time: float = 0.0  # event time, epoch seconds, for the correlations
+
+    @property
+    def where(self) -> int | None:
+        return self.record_id if self.record_id is not None else self.line
 
 
 @dataclass(slots=True)
@@ -166,7 +170,7 @@ class _Merger:
         result = future.result()  # a worker's exception (IngestError: a file that is not EVTX) is raised here
         stats = self.stats
         if unit.plan is not None and unit.first:
-            reading = PartReading(lambda failure: stats.read_failures.append(_failure_text(failure)))
+            reading = PartReading(lambda failure: stats.read_failures.append(str(failure)))
             self.open_file = _OpenFile(reading, unit.plan.report_before(reading))
         stats.events += result.events
         stats.read_failures += result.failures
@@ -183,8 +187,8 @@ class _Merger:
         self.progress(unit.part.bytes if unit.part is not None else unit.size)
 
     def _correlate(self, matched: _Matched) -> Iterator[Finding]:
-        where = matched.record_id if matched.record_id is not None else matched.line
-        for hit in self.correlation.observe_refs(matched.refs, matched.fields, f"{matched.file}:{where}", matched.time):
+        event_id = f"{matched.file}:{matched.where}"  # as the single-process hunt names it
+        for hit in self.correlation.observe_refs(matched.refs, matched.fields, event_id, matched.time):
             if hit.rule.id not in self.silent:
                 self.stats.findings += 1
                 yield correlation_finding(hit, matched)
@@ -265,7 +269,7 @@ def _hunt_unit(unit: _Unit) -> _UnitResult:
     match, silent = detector.engine.match, detector.silent
     result = _UnitResult()
     if unit.part is not None:
-        reading = PartReading(lambda failure: result.failures.append(_failure_text(failure)))
+        reading = PartReading(lambda failure: result.failures.append(str(failure)))
         events: Iterable[SourcedEvent] = evtx_events(unit.part.path, read_evtx_part(unit.part, reading, threads=1))
     else:
         reading = None
@@ -309,7 +313,3 @@ def _match_all(
                 event_time(sourced.event) if refs else 0.0,
             )
         )
-
-
-def _failure_text(failure: EvtxReadFailure) -> str:
-    return f"{failure.path}: {failure.reason}"

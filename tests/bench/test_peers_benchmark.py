@@ -18,15 +18,21 @@ EVTX = DATASETS / "evtx" / "defense-evasion"
 WIDE = {**os.environ, "COLUMNS": "300"}  # rich tables and summaries on one line each
 
 
-def test_the_secmon_row_counts_what_secmon_detect_reports(tmp_path: Path) -> None:
+def detect_summary(env: dict[str, str]) -> tuple[str, str]:
+    """The events and matches ``secmon detect`` reports for RULE over EVTX, as it prints them."""
     detect = subprocess.run(
         [sys.executable, "-m", "secmon", "detect", "--rules", str(RULE), str(EVTX)],
-        capture_output=True, text=True, timeout=300, check=True, env=WIDE,
+        capture_output=True, text=True, timeout=300, check=True, env=env,
     )  # fmt: skip
     summary = re.search(r"([\d,]+) events, ([\d,]+) matches", " ".join(detect.stderr.split()))
     assert summary is not None, detect.stderr
     events, matches = summary.groups()
     assert int(matches) == len(detect.stdout.splitlines()) > 0
+    return events, matches
+
+
+def test_the_secmon_row_counts_what_secmon_detect_reports(tmp_path: Path) -> None:
+    events, matches = detect_summary(WIDE)
 
     no_peers = tmp_path / "peers"
     no_peers.mkdir()
@@ -46,13 +52,7 @@ def test_the_secmon_row_counts_what_secmon_detect_reports(tmp_path: Path) -> Non
 
 def test_bench_detect_hunts_the_copies_it_makes(tmp_path: Path) -> None:
     env = {**WIDE, "XDG_CACHE_HOME": str(tmp_path)}
-    detect = subprocess.run(
-        [sys.executable, "-m", "secmon", "detect", "--rules", str(RULE), str(EVTX)],
-        capture_output=True, text=True, timeout=300, check=True, env=env,
-    )  # fmt: skip
-    summary = re.search(r"([\d,]+) events, ([\d,]+) matches", " ".join(detect.stderr.split()))
-    assert summary is not None, detect.stderr
-    events, matches = (int(n.replace(",", "")) for n in summary.groups())
+    events, matches = (int(n.replace(",", "")) for n in detect_summary(env))
     bench = subprocess.run(
         [sys.executable, "-m", "secmon", "bench", "detect", "-r", str(RULE), str(EVTX), "--corpus-repeat", "3",
          "--repeat", "1", "--jobs", "2"],

@@ -89,6 +89,10 @@ class EvtxReadFailure:
     record_id: int | None = None  # the first record concerned
     offset: int | None = None  # bytes from the start of the file: the chunk concerned, or where the file ends
 
+    def __str__(self) -> str:
+        """The failure as a hunt's or an import's summary lists it: the file, then why."""
+        return f"{self.path}: {self.reason}"
+
 
 OnReadFailure = Callable[[EvtxReadFailure], None]
 
@@ -116,7 +120,7 @@ def read_evtx(path: Path, *, on_failure: OnReadFailure | None = None, threads: i
     ``threads`` limits the parser's threads (0: one per core); a worker process of a parallel
     hunt takes 1, the cores being shared out among processes already.
     """
-    plan = plan_evtx(path, parts=1)
+    plan = plan_evtx(path)
     return _whole(plan, plan.parts[0], on_failure or _log_failure, threads)
 
 
@@ -180,11 +184,11 @@ class EvtxPlan:
         _report_unseen(self.path, self.layout, merged, report, truncated=truncated, reported=reported > 0)
 
 
-def plan_evtx(path: Path, *, parts: int = 1, part_bytes: int | None = None) -> EvtxPlan:
-    """``path`` cut into at most ``parts`` parts, or into parts of about ``part_bytes``; IngestError if not EVTX."""
+def plan_evtx(path: Path, *, part_bytes: int | None = None) -> EvtxPlan:
+    """``path`` cut into parts of about ``part_bytes`` (None: one part); IngestError if it is not EVTX."""
     layout = _read_layout(path)
     slots = max(1, -(-(layout.size - FILE_HEADER_SIZE) // CHUNK_SIZE))
-    per_part = -(-slots // parts) if part_bytes is None else max(1, part_bytes // CHUNK_SIZE)
+    per_part = slots if part_bytes is None else max(1, part_bytes // CHUNK_SIZE)
     cuts = range(0, slots, per_part)
     return EvtxPlan(path, layout, tuple(EvtxPart(path, start, min(start + per_part, slots), layout) for start in cuts))
 
