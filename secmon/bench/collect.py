@@ -41,7 +41,7 @@ import yaml
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from secmon.bench.runs import delete_run, free_port, plain_event_indices
+from secmon.bench.runs import delete_run, free_port, plain_event_indices, process_cpu_seconds
 from secmon.config import Settings
 from secmon.errors import IndexNotReady, SecmonError
 from secmon.log import get_logger
@@ -75,11 +75,16 @@ class CollectResult:
     events: int  # lines sent
     stored: int  # documents counted once the collector had stopped: more than events means duplicates
     seconds: float  # first byte sent until every line was countable in Elasticsearch
+    cpu_seconds: float  # the collector process's user + system time over those seconds
     setup: str  # how the collector was configured, for the report
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,7 @@ async def run_secmon(settings: Settings, lines: list[bytes], run: str, rate: flo
         f"writer batch {writer.batch_size} documents / {writer.batch_bytes / 1e6:g} MB, "
         f"{writer.max_in_flight} in flight; ECS documents with deterministic ids, op create"
     )
-    return CollectResult("secmon", result.events, result.stored, result.seconds, setup)
+    return CollectResult("secmon", result.events, result.stored, result.seconds, result.cpu_seconds, setup)
 
 
 def _secmon_config(settings: Settings, prefix: str, port: int, state_dir: Path) -> dict[str, Any]:
@@ -284,7 +289,7 @@ async def run_rsyslog(settings: Settings, lines: list[bytes], run: str, rate: fl
         f"batch {writer.batch_size} messages / {writer.batch_bytes / 1e6:g} MB, {writer.max_in_flight} workers; "
         "syslog header fields and the line, ids chosen by Elasticsearch, op index"
     )
-    return CollectResult("rsyslog", result.events, result.stored, result.seconds, setup)
+    return CollectResult("rsyslog", result.events, result.stored, result.seconds, result.cpu_seconds, setup)
 
 
 # One JSON document per message, shaped like the ECS fields secmon fills from a syslog header.
@@ -401,6 +406,7 @@ class _Measurement:
     events: int
     stored: int
     seconds: float
+    cpu_seconds: float
 
 
 async def _measure(
@@ -419,16 +425,18 @@ async def _measure(
         )
     try:
         await _wait_listening(collector, process)
+        cpu_before = process_cpu_seconds(process.pid)  # start-up is not per-event work
         sender = _TcpSender(("127.0.0.1", collector.port), lines, rate)
         sender.start()
         reached_at = await _wait_stored(collector, process, client, len(lines), sender)
+        cpu_seconds = process_cpu_seconds(process.pid) - cpu_before
         await asyncio.to_thread(sender.join)
         assert sender.first_byte_at is not None  # lines were stored, so they were sent
         seconds = reached_at - sender.first_byte_at
     finally:
         await _stop(process)
     # Counted again once the collector has stopped and flushed: duplicates would show here.
-    return _Measurement(len(lines), await _count(client, collector.target), seconds)
+    return _Measurement(len(lines), await _count(client, collector.target), seconds, cpu_seconds)
 
 
 class _TcpSender:

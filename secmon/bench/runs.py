@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 from elastic_transport import TransportError
@@ -13,6 +14,18 @@ from secmon.store import IndexNames
 from secmon.store.templates import index_settings, load_mapping
 
 log = get_logger(__name__)
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads, and its children it waited for)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    # The command name in parentheses may hold spaces: count the fields after its closing one.
+    fields = text[text.rfind(")") + 2 :].split()
+    utime, stime, children_utime, children_stime = (int(value) for value in fields[11:15])
+    return (utime + stime + children_utime + children_stime) / _CLOCK_TICKS
 
 
 def free_port() -> int:

@@ -54,7 +54,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.bench.collect import syslog_lines
-from secmon.bench.runs import connects, delete_run, free_port, plain_event_indices
+from secmon.bench.runs import connects, delete_run, free_port, plain_event_indices, process_cpu_seconds
 from secmon.bus import LocalKafka
 from secmon.bus.client import admin
 from secmon.bus.lag import group_lag, total_lag
@@ -353,7 +353,7 @@ class _Process:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        return _process_cpu_seconds(self.process.pid)
+        return process_cpu_seconds(self.process.pid)
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -583,7 +583,7 @@ async def _measure(
     expected = len(lines)
     broker_pid = layout.broker.pid() if layout.broker is not None else None
     cpu_before = [process.cpu_seconds() for process in processes]
-    kafka_before = _process_cpu_seconds(broker_pid) if broker_pid is not None else None
+    kafka_before = process_cpu_seconds(broker_pid) if broker_pid is not None else None
     machine_before = _machine_busy_seconds()
     _, connection = await asyncio.open_connection("127.0.0.1", syslog_port)
     first_byte_at = time.perf_counter()
@@ -634,7 +634,7 @@ async def _measure(
             await asyncio.gather(sending, return_exceptions=True)
     cpu = [process.cpu_seconds() - before for process, before in zip(processes, cpu_before, strict=True)]
     kafka_cpu = (
-        _process_cpu_seconds(broker_pid) - kafka_before if broker_pid is not None and kafka_before is not None else None
+        process_cpu_seconds(broker_pid) - kafka_before if broker_pid is not None and kafka_before is not None else None
     )
     return _Measurement(
         seconds=finished_at - first_byte_at,
@@ -710,16 +710,6 @@ def _delete_topics(bootstrap: str, topics: Topics) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (all its threads, and its children it waited for)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        text = stat.read()
-    # The command name in parentheses may hold spaces: count the fields after its closing one.
-    fields = text[text.rfind(")") + 2 :].split()
-    utime, stime, children_utime, children_stime = (int(value) for value in fields[11:15])
-    return (utime + stime + children_utime + children_stime) / _CLOCK_TICKS
 
 
 def _machine_busy_seconds() -> float:

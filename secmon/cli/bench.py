@@ -78,11 +78,21 @@ def collect(
         "stored",
         "seconds",
         "events/s",
+        "CPU s",
+        "CPU µs/event",
         title=f"secmon bench collect: TCP syslog into Elasticsearch, {pace}",
     )
     results = [r for r in (report.secmon, report.rsyslog) if r is not None]
     for r in results:
-        table.add_row(r.name, f"{r.events:,}", f"{r.stored:,}", f"{r.seconds:.2f}", f"{r.events_per_second:,.0f}")
+        table.add_row(
+            r.name,
+            f"{r.events:,}",
+            f"{r.stored:,}",
+            f"{r.seconds:.2f}",
+            f"{r.events_per_second:,.0f}",
+            f"{r.cpu_seconds:.2f}",
+            f"{r.cpu_us_per_event:,.1f}",
+        )
     console.print(table)
     for r in results:
         console.print(f"[bold]{r.name}[/]: {escape(r.setup)}", highlight=False)
@@ -91,7 +101,8 @@ def collect(
         console.print(f"[yellow]rsyslog not measured:[/] {escape(report.rsyslog_problem or '')}", highlight=False)
         return
     ratio = report.secmon.events_per_second / report.rsyslog.events_per_second
-    console.print(f"ratio secmon / rsyslog: [bold]{ratio:.2f}×[/]")
+    cpu_ratio = report.secmon.cpu_us_per_event / report.rsyslog.cpu_us_per_event
+    console.print(f"ratio secmon / rsyslog: [bold]{ratio:.2f}×[/] events/s, {cpu_ratio:.1f}× CPU per event")
 
 
 @app.command()
