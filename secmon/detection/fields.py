@@ -43,14 +43,12 @@ class EventView:
 
     def node(self, path: str) -> Any:
         """The object at ``path`` ("" is the event), or None."""
-        try:
-            return self._nodes[path]
-        except KeyError:
+        found = self._nodes.get(path, _ABSENT)  # not try/except: a first look per event would raise
+        if found is _ABSENT:
             parent, name = split_field(path)
             above = self.node(parent)
-            found = above.get(name) if type(above) is dict else None
-            self._nodes[path] = found
-            return found
+            found = self._nodes[path] = above.get(name) if type(above) is dict else None
+        return found
 
     def raw(self, field: str) -> tuple[Any, ...]:
         """The field's non-null values as stored (lists flattened)."""

@@ -80,39 +80,45 @@ class ExactLogsourceCondition(RuleProcessingCondition):
         return key_of(own.product, own.category, own.service) == (self.product, self.category, self.service)
 
 
+class _Step:
+    """Where an event's value of a field leads: logsources it completes, and fields still to look at."""
+
+    __slots__ = ("keys", "then")
+
+    def __init__(self) -> None:
+        self.keys: list[LogsourceKey] = []
+        self.then: dict[str, tuple[str, dict[str, _Step]]] = {}  # field -> (its root, value -> step)
+
+
 class LogsourceMap:
     """Every logsource secmon has events for, and which of them an event belongs to."""
 
     def __init__(self, selections: Mapping[LogsourceKey, Selection]) -> None:
         self.selections = dict(selections)
-        # Events are routed by the values of their selection's fields: one lookup per distinct
-        # field tuple (a channel and an event id; a dataset; a dataset and a program).
-        self._routes: dict[tuple[str, ...], dict[tuple[str, ...], list[LogsourceKey]]] = {}
+        # Events are routed down a tree of field values (a channel, then an event id; a dataset,
+        # then a program), so an event reads each field once and only where a value led it.
+        self._start: dict[str, tuple[str, dict[str, _Step]]] = {}
+        # An event's logsources (so its rules) come in one order: by the fields their selection
+        # reads (in order of first use), then as listed.
+        uses = {key: tuple(field for field, _ in selection.fields) for key, selection in self.selections.items()}
+        first_use = {fields: order for order, fields in enumerate(dict.fromkeys(uses.values()))}
+        self._rank = {key: rank for rank, key in enumerate(sorted(uses, key=lambda key: first_use[uses[key]]))}
         for key, selection in self.selections.items():
-            fields = tuple(field for field, _ in selection.fields)
-            table = self._routes.setdefault(fields, {})
             for values in itertools.product(*(sorted(v) for _, v in selection.fields)):
-                table.setdefault(values, []).append(key)
+                fields, step = self._start, None
+                for (field, _), value in zip(selection.fields, values, strict=True):
+                    by_value = fields.setdefault(field, (_root(field), {}))[1]
+                    step = by_value.setdefault(value, _Step())
+                    fields = step.then
+                assert step is not None  # a selection has at least one field
+                step.keys.append(key)
 
     def keys_of(self, view: EventView) -> list[LogsourceKey]:
-        """The logsources ``view`` belongs to."""
+        """The logsources ``view`` belongs to, each once."""
         keys: list[LogsourceKey] = []
-        event = view.event
-        for fields, table in self._routes.items():
-            first = fields[0]
-            # Most events lack most routes' first object (a syslog line has no winlog): one dict
-            # lookup rules them out. A flat key with dots in it ("winlog.channel") is looked for too.
-            if _root(first) not in event and first not in event:
-                continue
-            texts = [view.texts(first)]
-            for field in fields[1:]:
-                if not texts[-1]:
-                    break
-                texts.append(view.texts(field))
-            if not texts[-1]:
-                continue
-            for values in itertools.product(*texts) if len(texts) > 1 else ((t,) for t in texts[0]):
-                keys.extend(table.get(values, ()))
+        _walk(view, self._start, keys)
+        if len(keys) > 1:
+            keys = sorted(set(keys), key=self._rank.__getitem__)
         return keys
 
     @classmethod
@@ -135,6 +141,21 @@ class LogsourceMap:
             key, selection = _entry(entry, f"{path} (entry {number})")
             selections[key] = selection
         return cls(selections)
+
+
+def _walk(view: EventView, fields: dict[str, tuple[str, dict[str, _Step]]], keys: list[LogsourceKey]) -> None:
+    event = view.event
+    for field, (root, by_value) in fields.items():
+        # Most events lack most fields' first object (a syslog line has no winlog): one dict
+        # lookup rules them out. A flat key with dots in it ("winlog.channel") is looked for too.
+        if root not in event and field not in event:
+            continue
+        for value in view.texts(field):
+            step = by_value.get(value)
+            if step is not None:
+                keys.extend(step.keys)
+                if step.then:
+                    _walk(view, step.then, keys)
 
 
 def _windows_selections() -> dict[LogsourceKey, Selection]:

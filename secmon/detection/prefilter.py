@@ -93,6 +93,10 @@ def _leaf_anchor(leaf: Leaf) -> Anchor | None:
     return frozenset(alternatives)
 
 
+# A field's full name, its exact-value table and its substring automaton (with each literal's rules).
+_FieldLookups = tuple[str, dict[str, list[int]] | None, tuple[ahocorasick.Automaton, list[list[int]]] | None]
+
+
 class RuleIndex:
     """Candidate rules (by position) for an event, from the rules' anchors."""
 
@@ -118,30 +122,35 @@ class RuleIndex:
                 owners.append(positions)
             automaton.make_automaton()
             self._automata[field] = (automaton, owners)
-        # Indexed fields grouped by parent object, so an event is asked once per object which it has.
+        # Indexed fields grouped by parent object, so an event is asked once per object which it
+        # has; each with its full name and its lookups, found here once rather than per event.
         groups: dict[str, set[str]] = {}
         for field in {*self._exact, *self._automata}:
             parent, name = split_field(field)
             groups.setdefault(parent, set()).add(name)
-        self._groups = [(parent, frozenset(names)) for parent, names in groups.items()]
+        self._groups: list[tuple[str, frozenset[str], dict[str, _FieldLookups]]] = []
+        for parent, names in groups.items():
+            lookups = {}
+            for name in names:
+                field = f"{parent}.{name}" if parent else name
+                lookups[name] = (field, self._exact.get(field), self._automata.get(field))
+            self._groups.append((parent, frozenset(names), lookups))
 
     def candidates(self, view: EventView) -> set[int]:
         """Positions of the rules that may match ``view`` (a superset of those that do)."""
         found: set[int] = set(self.always)
-        exact, automata = self._exact, self._automata
-        for parent, names in self._groups:
+        for parent, names, lookups in self._groups:
             for name in view.present_among(parent, names):
-                field = f"{parent}.{name}" if parent else name
-                table = exact.get(field)
+                field, table, indexed = lookups[name]
+                values = view.lowered(field)
                 if table is not None:
-                    for value in view.lowered(field):
+                    for value in values:
                         positions = table.get(value)
                         if positions:
                             found.update(positions)
-                indexed = automata.get(field)
                 if indexed is not None:
                     automaton, owners = indexed
-                    for text in view.lowered(field):
+                    for text in values:
                         for literal_id in {literal_id for _, literal_id in automaton.iter(text)}:
                             found.update(owners[literal_id])
         return found
