@@ -111,6 +111,14 @@ async def bench_collect(settings: Settings, count: int, rate: float | None = Non
     return CollectReport(secmon, rsyslog)
 
 
+def cpu_comparison(report: CollectReport) -> str:
+    """secmon's CPU per event as a multiple of rsyslog's, for the report's last line."""
+    # A short run may cost rsyslog less than one clock tick (10 ms) of CPU: no ratio to give then.
+    if report.rsyslog is None or report.rsyslog.cpu_seconds == 0:
+        return "CPU per event not compared (rsyslog's was under a clock tick)"
+    return f"{report.secmon.cpu_us_per_event / report.rsyslog.cpu_us_per_event:.1f}× CPU per event"
+
+
 # -- the lines ---------------------------------------------------------------------------------
 
 _USERS = ["root", "admin", "oracle", "postgres", "deploy", "test", "ubuntu", "git", "pi", "guest", "ftpuser"]

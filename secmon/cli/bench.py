@@ -65,7 +65,7 @@ def collect(
     """Send the same syslog lines over TCP to secmon and to rsyslog with omelasticsearch; print events/s stored."""
     from rich.markup import escape
 
-    from secmon.bench.collect import bench_collect
+    from secmon.bench.collect import bench_collect, cpu_comparison
 
     settings = load(ctx)
     ensure_cluster(settings)
@@ -101,8 +101,7 @@ def collect(
         console.print(f"[yellow]rsyslog not measured:[/] {escape(report.rsyslog_problem or '')}", highlight=False)
         return
     ratio = report.secmon.events_per_second / report.rsyslog.events_per_second
-    cpu_ratio = report.secmon.cpu_us_per_event / report.rsyslog.cpu_us_per_event
-    console.print(f"ratio secmon / rsyslog: [bold]{ratio:.2f}×[/] events/s, {cpu_ratio:.1f}× CPU per event")
+    console.print(f"ratio secmon / rsyslog: [bold]{ratio:.2f}×[/] events/s, {cpu_comparison(report)}")
 
 
 @app.command()

@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from secmon.bench.collect import APT_INSTALL, rsyslog_missing, run_rsyslog, run_secmon, syslog_lines
+from secmon.bench.collect import (
+    APT_INSTALL,
+    CollectReport,
+    CollectResult,
+    cpu_comparison,
+    rsyslog_missing,
+    run_rsyslog,
+    run_secmon,
+    syslog_lines,
+)
 from secmon.collect.transforms.normalize import normalize
 from secmon.config import ElasticsearchSettings, Settings
 from secmon.events import Record
@@ -73,6 +82,17 @@ def test_the_command_prints_both_collectors_or_what_to_install(
         assert "\nrsyslog\t500\t500\t" in result.stdout and "ratio secmon / rsyslog:" in output
     else:
         assert f"rsyslog not measured: {rsyslog_missing()}" in output and APT_INSTALL in output
+
+
+def test_cpu_per_event_is_compared_only_when_rsyslog_used_a_clock_tick() -> None:
+    # A 500-line run cost rsyslog 0 ticks once, and the command died dividing by it.
+    secmon = CollectResult("secmon", 500, 500, 0.5, 0.02, "")
+    idle = CollectResult("rsyslog", 500, 500, 0.2, 0.0, "")
+    busy = CollectResult("rsyslog", 500, 500, 0.2, 0.01, "")
+    assert (
+        cpu_comparison(CollectReport(secmon, idle)) == "CPU per event not compared (rsyslog's was under a clock tick)"
+    )
+    assert cpu_comparison(CollectReport(secmon, busy)) == "2.0× CPU per event"
 
 
 async def _assert_nothing_left(es: AsyncElasticsearch, run: str) -> None:
