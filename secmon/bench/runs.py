@@ -15,7 +15,7 @@ from secmon.store.templates import index_settings, load_mapping
 
 log = get_logger(__name__)
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc counts CPU time in these
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -25,7 +25,7 @@ def process_cpu_seconds(pid: int) -> float:
     # The command name in parentheses may hold spaces: count the fields after its closing one.
     fields = text[text.rfind(")") + 2 :].split()
     utime, stime, children_utime, children_stime = (int(value) for value in fields[11:15])
-    return (utime + stime + children_utime + children_stime) / _CLOCK_TICKS
+    return (utime + stime + children_utime + children_stime) / CLOCK_TICKS
 
 
 def free_port() -> int:

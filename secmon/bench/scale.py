@@ -54,7 +54,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from secmon.bench.collect import syslog_lines
-from secmon.bench.runs import connects, delete_run, free_port, plain_event_indices, process_cpu_seconds
+from secmon.bench.runs import CLOCK_TICKS, connects, delete_run, free_port, plain_event_indices, process_cpu_seconds
 from secmon.bus import LocalKafka
 from secmon.bus.client import admin
 from secmon.bus.lag import group_lag, total_lag
@@ -76,7 +76,6 @@ HOSTS_PER_NAME = 64  # each host of bench collect's lines becomes this many, for
 LINES_PER_SECOND = 1000  # of event time
 BRUTE_FORCE_EVERY = 8  # every 8th line is a failed root login from one of the attackers
 ATTACKERS = ("198.51.100.23", "203.0.113.77")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _HEADER = re.compile(rb"^(<\d+>)([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (\S+) ")
 _SPARKS = "▁▂▃▄▅▆▇█"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -717,4 +716,4 @@ def _machine_busy_seconds() -> float:
     with open("/proc/stat") as stat:
         fields = stat.readline().split()  # "cpu user nice system idle iowait irq softirq steal guest guest_nice"
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
