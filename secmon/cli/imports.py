@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from secmon.cli.context import console, ensure_cluster, load
 
 if TYPE_CHECKING:
     from secmon.importer import ImportSummary
+    from secmon.importer.parallel import Unit
 
 app = typer.Typer(help="Import files once: text logs or Windows event logs.", no_args_is_help=True)
 
@@ -22,6 +32,15 @@ PathsArgument = Annotated[
     list[Path], typer.Argument(exists=True, readable=True, help="Files, or folders to search for them.")
 ]
 AgencyOption = Annotated[str | None, typer.Option(help="organization.id to stamp on every event.")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Worker processes that read, normalize and match (files, and parts of big ones); default: the cores.",
+    ),
+]
 
 
 @app.command()
@@ -32,56 +51,55 @@ def logs(
         str, typer.Option("--format", "-f", help="auto, syslog, apache_access, apache_error, ...")
     ] = "auto",
     agency: AgencyOption = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Import text log files, one event per line."""
-    from secmon.importer import import_records, read_lines
+    from secmon.importer.parallel import log_units
 
-    settings = load(ctx)
-    ensure_cluster(settings)
-    paths = _files(paths, "*")
-    total = sum(1 for path in paths for line in path.open("rb") if line.strip())
-    with _progress() as progress:
-        task = progress.add_task("importing", total=total)
-        records = (record for path in paths for record in read_lines(path))
-        summary = asyncio.run(
-            import_records(
-                settings,
-                records,
-                component="import",
-                fmt=format,
-                agency=agency,
-                progress=lambda n: progress.advance(task, n),
-            )
-        )
-    _print_summary(summary)
+    files = _files(paths, "*")
+    _import_files(ctx, files, log_units(files), "import", format, agency=agency, jobs=jobs)
 
 
 @app.command()
-def evtx(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) -> None:
+def evtx(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None, jobs: JobsOption = None) -> None:
     """Import Windows event log (.evtx) files, one event per record."""
-    from secmon.collect.sources.evtx import read_evtx
-    from secmon.importer import import_records, read_evtx_records
+    from secmon.importer.parallel import evtx_units
+
+    files = _files(paths, "*.evtx")
+    _import_files(ctx, files, evtx_units(files), "import-evtx", "evtx", agency=agency, jobs=jobs)
+
+
+def _import_files(
+    ctx: typer.Context,
+    files: list[Path],
+    units: Iterable[Unit],
+    component: str,
+    fmt: str,
+    *,
+    agency: str | None,
+    jobs: int | None,
+) -> None:
+    from secmon.importer import import_context
+    from secmon.importer.parallel import import_units
+    from secmon.offline.parallel import default_jobs
 
     settings = load(ctx)
     ensure_cluster(settings)
-    paths = _files(paths, "*.evtx")
     failures: list[str] = []
-    total = sum(1 for path in paths for _ in read_evtx(path, on_failure=lambda failure: None))
-    with _progress() as progress:
-        task = progress.add_task("importing", total=total)
-        records = (record for path in paths for record in read_evtx_records(path, failures))
+    with _progress(DownloadColumn()) as progress:
+        task = progress.add_task("importing", total=sum(_size(path) for path in files))
         summary = asyncio.run(
-            import_records(
+            import_units(
                 settings,
-                records,
-                component="import-evtx",
-                fmt="evtx",
-                agency=agency,
-                progress=lambda n: progress.advance(task, n),
+                units,
+                import_context(component, fmt, agency),
+                jobs or default_jobs(),
+                failures=failures,
+                progress=lambda done: progress.advance(task, done),
             )
         )
     for failure in failures:
-        console.print(f"[yellow]unreadable:[/] {failure}")
+        console.print(f"[yellow]unreadable:[/] {failure}", highlight=False)
     _print_summary(summary)
 
 
@@ -95,7 +113,7 @@ def pcap(ctx: typer.Context, paths: PathsArgument, agency: AgencyOption = None) 
     paths = _files(paths, "*.pcap*")
     failures: list[str] = []
     undecoded: Counter[str] = Counter()
-    with _progress() as progress:
+    with _progress(MofNCompleteColumn()) as progress:
         task = progress.add_task("importing events", total=None)
         events = (item for path in paths for item in read_pcap_events(path, failures, undecoded))
         summary = asyncio.run(
@@ -119,14 +137,15 @@ def _files(paths: list[Path], pattern: str) -> list[Path]:
     return files
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _progress(count: ProgressColumn) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), count, TimeRemainingColumn(), console=console)
 
 
 def _print_summary(summary: ImportSummary) -> None:

@@ -57,17 +57,31 @@ class Detector:
         self.stats = stats or LoadStats(0.0, from_cache=False)
         self.silenced = silenced
 
-    def detect(self, event: Mapping[str, Any], event_id: str, *, correlate: bool = True) -> Detection:
+    def detect(
+        self,
+        event: Mapping[str, Any],
+        event_id: str,
+        *,
+        correlate: bool = True,
+        matched: list[Rule] | None = None,
+        timestamp: float | None = None,
+    ) -> Detection:
         """The alerting rules ``event`` matches and the correlations it completes.
 
         Without ``correlate`` the correlations are left to whoever counts them elsewhere (the
-        scale-out mode routes ``Detection.matched`` to them).
+        scale-out mode routes ``Detection.matched`` to them). ``matched`` and ``timestamp`` are
+        the rules it matches and its time when another process worked them out (an import's workers).
         """
-        matched = self.engine.match(event)
+        if matched is None:
+            matched = self.engine.match(event)
         correlation = self.correlation
         if not correlation.rules:
             return Detection(matched, [], matched)
-        hits = correlation.observe(matched, event, event_id, event_time(event)) if correlate else []
+        if correlate:
+            timestamp = event_time(event) if timestamp is None else timestamp
+            hits = correlation.observe(matched, event, event_id, timestamp)
+        else:
+            hits = []
         silent = self.silent
         alerting = [rule for rule in matched if rule.id not in silent] if silent else matched
         if silent and hits:

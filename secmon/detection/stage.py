@@ -32,7 +32,7 @@ from secmon.detection.loader import rule_files
 from secmon.detection.pipelines import RULES_DIR, default_pipeline_files
 from secmon.detection.rules import Rule
 from secmon.log import get_logger
-from secmon.store import Document
+from secmon.store import Document, plain_source
 
 log = get_logger(__name__)
 
@@ -43,6 +43,26 @@ class Detected:
 
     alerts: list[Document]
     routed: list[tuple[bytes, RoutedHit]]  # (key, hit) for the bus; empty unless distributed
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """What another process matched of a batch of events: the rules of each (by id), and their times.
+
+    An import's worker processes match the events they make; the importing process counts the
+    correlations and builds the alerts, in order, from this.
+    """
+
+    rules: Mapping[int, tuple[str, ...]]  # by the event's place in the batch; absent: it matched none
+    times: Sequence[float] = ()  # each event's time, epoch seconds; empty when no correlation counts them
+
+    def rules_of(self, detector: Detector) -> Callable[[int], list[Rule]]:
+        """The matched rules of the event at a place, as ``detector``'s rules (ids it lacks are left out)."""
+        by_id = {rule.id: rule for rule in detector.rules}
+        return lambda place: [by_id[rule_id] for rule_id in self.rules.get(place, ()) if rule_id in by_id]
+
+    def time(self, place: int) -> float | None:
+        return self.times[place] if self.times else None
 
 
 class DetectionStage:
@@ -89,16 +109,27 @@ class DetectionStage:
     def __call__(self, events: Sequence[Document]) -> list[Document]:
         return self.detect(events).alerts
 
-    def detect(self, events: Sequence[Document]) -> Detected:
-        """The alert documents a batch of events raises, and (with a ``router``) its correlation work."""
+    def detect(self, events: Sequence[Document], matched: Matched | None = None) -> Detected:
+        """The alert documents a batch of events raises, and (with a ``router``) its correlation work.
+
+        With ``matched`` (from an import's workers) the events are not matched again here.
+        """
         detector = self.detector  # one rule set for the whole batch, even if a reload lands meanwhile
         router = self.router
         hits: list[tuple[Rule, Trigger]] = []
         correlated: list[Document] = []
         routed: list[tuple[bytes, RoutedHit]] = []
-        for doc in events:
+        rules_of = matched.rules_of(detector) if matched is not None else None
+        for place, doc in enumerate(events):
             try:
-                detection = detector.detect(doc.source, doc.id, correlate=router is None)
+                if matched is None or rules_of is None:
+                    detection = detector.detect(doc.source, doc.id, correlate=router is None)
+                else:  # a source read back from frames is decoded only if something reads it
+                    given, timestamp = rules_of(place), matched.time(place)
+                    source = plain_source(doc.source) if given else doc.source
+                    detection = detector.detect(
+                        source, doc.id, correlate=router is None, matched=given, timestamp=timestamp
+                    )
             except Exception as exc:  # a matcher bug costs one event's detection, never the event
                 log.error("Detection failed on an event.", id=doc.id, error=repr(exc))
                 if self.telemetry is not None:
@@ -107,7 +138,7 @@ class DetectionStage:
             if router is not None and detection.matched:
                 routed += router.route(detection.matched, doc.source, doc.id, doc.index, event_time(doc.source))
             if detection.rules or detection.correlations:
-                trigger = Trigger(doc.id, doc.index, doc.source)
+                trigger = Trigger(doc.id, doc.index, plain_source(doc.source))
                 hits.extend((rule, trigger) for rule in detection.rules)
                 correlated.extend(self.builder.correlation_alert(hit, trigger) for hit in detection.correlations)
         if self.telemetry is not None:

@@ -62,7 +62,7 @@ class DetectorSource:
 
 
 @dataclass(frozen=True, slots=True)
-class _Unit:
+class WorkUnit:
     """What one task of a worker reads: small files, in order, or one part of a big EVTX file."""
 
     paths: tuple[Path, ...]
@@ -131,9 +131,9 @@ def hunt_parallel(
     files = input_files(paths)
     stats.files += len(files)
     merger = _Merger(detector, stats, progress)
-    window: deque[tuple[_Unit, Future[_UnitResult] | None]] = deque()
+    window: deque[tuple[WorkUnit, Future[_UnitResult] | None]] = deque()
     with _pool(detector, source, jobs) as pool:
-        for unit in _units(files, part_bytes):
+        for unit in work_units(files, part_bytes):
             window.append((unit, None if unit.error else pool.submit(_hunt_unit, unit)))
             if len(window) >= jobs * UNITS_PER_WORKER:
                 yield from merger.merge(*window.popleft())
@@ -142,14 +142,38 @@ def hunt_parallel(
     stats.seconds = time.perf_counter() - started
 
 
-@dataclass(slots=True)
-class _OpenFile:
-    """A big EVTX file whose parts are being merged: its own reports, and what its parts saw."""
+class PartReports:
+    """The damage reports of big EVTX files read in parts, made as one reading of each file makes them.
 
-    reading: PartReading
-    truncated: bool
-    runs: list[list[tuple[int, int]]] = field(default_factory=list)
-    stopped: bool = False
+    Told of each part's unit in order (:meth:`part_read`): a file's own reports (its header, its
+    truncation) come before its first part's, and what no part read is reported after its last.
+    """
+
+    def __init__(self, on_failure: Callable[[str], None]) -> None:
+        self.on_failure = on_failure
+        self._reading: PartReading | None = None  # of the file whose parts are being read: one at a time
+        self._truncated = False
+        self._runs: list[list[tuple[int, int]]] = []
+        self._stopped = False
+
+    def file_opened(self, unit: WorkUnit) -> None:
+        """Before the results of ``unit``: its file's own reports, if it is a file's first part."""
+        if unit.plan is not None and unit.first:
+            self._reading = PartReading(lambda failure: self.on_failure(str(failure)))
+            self._truncated = unit.plan.report_before(self._reading)
+            self._runs, self._stopped = [], False
+
+    def part_read(self, unit: WorkUnit, runs: list[tuple[int, int]], reports: int, stopped: bool) -> None:
+        """After the results of a part: what it read; on a file's last part, what none of them read."""
+        reading = self._reading
+        assert reading is not None
+        self._runs.append(runs)
+        reading.reports += reports
+        self._stopped = self._stopped or stopped
+        if unit.last and unit.plan is not None:
+            self._reading = None
+            if not self._stopped:
+                unit.plan.report_after(self._runs, reading.reports, reading.report, truncated=self._truncated)
 
 
 class _Merger:
@@ -161,17 +185,15 @@ class _Merger:
         self.silent = detector.silent
         self.stats = stats
         self.progress = progress
-        self.open_file: _OpenFile | None = None  # units come in order: one big file is open at a time
+        self.parts = PartReports(stats.read_failures.append)
 
-    def merge(self, unit: _Unit, future: Future[_UnitResult] | None) -> Iterator[Finding]:
+    def merge(self, unit: WorkUnit, future: Future[_UnitResult] | None) -> Iterator[Finding]:
         if unit.error is not None:
             raise unit.error
         assert future is not None
         result = future.result()  # a worker's exception (IngestError: a file that is not EVTX) is raised here
         stats = self.stats
-        if unit.plan is not None and unit.first:
-            reading = PartReading(lambda failure: stats.read_failures.append(str(failure)))
-            self.open_file = _OpenFile(reading, unit.plan.report_before(reading))
+        self.parts.file_opened(unit)
         stats.events += result.events
         stats.read_failures += result.failures
         for matched in result.matched:
@@ -183,7 +205,7 @@ class _Merger:
         if result.error is not None:
             raise result.error
         if unit.part is not None:
-            self._close_part(unit, result)
+            self.parts.part_read(unit, result.runs, result.reports, result.stopped)
         self.progress(unit.part.bytes if unit.part is not None else unit.size)
 
     def _correlate(self, matched: _Matched) -> Iterator[Finding]:
@@ -193,20 +215,9 @@ class _Merger:
                 self.stats.findings += 1
                 yield correlation_finding(hit, matched)
 
-    def _close_part(self, unit: _Unit, result: _UnitResult) -> None:
-        current = self.open_file
-        assert current is not None
-        current.runs.append(result.runs)
-        current.reading.reports += result.reports
-        current.stopped = current.stopped or result.stopped
-        if unit.last and unit.plan is not None:
-            self.open_file = None
-            if not current.stopped:
-                report = current.reading.report
-                unit.plan.report_after(current.runs, current.reading.reports, report, truncated=current.truncated)
 
-
-def _units(files: Sequence[Path], part_bytes: int) -> Iterator[_Unit]:
+def work_units(files: Sequence[Path], part_bytes: int) -> Iterator[WorkUnit]:
+    """``files`` as units of work, in order: small files together, big EVTX files in parts."""
     batch: list[Path] = []
     batch_size = 0
     for path in files:
@@ -215,23 +226,23 @@ def _units(files: Sequence[Path], part_bytes: int) -> Iterator[_Unit]:
             batch.append(path)
             batch_size += size
             if batch_size >= BATCH_BYTES:
-                yield _Unit(tuple(batch), batch_size)
+                yield WorkUnit(tuple(batch), batch_size)
                 batch, batch_size = [], 0
             continue
         if batch:
-            yield _Unit(tuple(batch), batch_size)
+            yield WorkUnit(tuple(batch), batch_size)
             batch, batch_size = [], 0
         try:
             plan = plan_evtx(path, part_bytes=part_bytes)
         except IngestError as error:
-            yield _Unit((path,), size, error=error)
+            yield WorkUnit((path,), size, error=error)
             continue
         last = len(plan.parts) - 1
         for number, part in enumerate(plan.parts):
             ends = number in (0, last)
-            yield _Unit((path,), size, part, plan if ends else None, number == 0, number == last)
+            yield WorkUnit((path,), size, part, plan if ends else None, number == 0, number == last)
     if batch:
-        yield _Unit(tuple(batch), batch_size)
+        yield WorkUnit(tuple(batch), batch_size)
 
 
 # -- in the workers ----------------------------------------------------------------------------
@@ -263,7 +274,7 @@ def _load_detector(source: DetectorSource) -> None:
     _Worker.take(load_detector(source.rule_paths, cache_dir=source.cache_dir))
 
 
-def _hunt_unit(unit: _Unit) -> _UnitResult:
+def _hunt_unit(unit: WorkUnit) -> _UnitResult:
     detector, router = _Worker.detector, _Worker.router
     assert detector is not None and router is not None
     match, silent = detector.engine.match, detector.silent

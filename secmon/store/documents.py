@@ -60,6 +60,14 @@ class EncodedSource(Mapping[str, Any]):
         return len(self.decoded())
 
 
+def plain_source(source: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``source`` as nested dictionaries: an :class:`EncodedSource` decoded, anything else as it is.
+
+    What reads fields by walking dictionaries (the matcher, the alert builder) needs it so.
+    """
+    return source.decoded() if isinstance(source, EncodedSource) else source
+
+
 def source_json(source: Mapping[str, Any]) -> bytes:
     """``source`` as JSON: an :class:`EncodedSource`'s own bytes, anything else encoded with orjson.
 

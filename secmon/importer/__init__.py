@@ -11,10 +11,10 @@ import contextlib
 import os
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
@@ -24,6 +24,9 @@ from secmon.detection.alerts import ALERTS_COMPONENT
 from secmon.events import Event, Record, set_field
 from secmon.service import Running, running_service
 from secmon.store import Outcome
+
+if TYPE_CHECKING:
+    from secmon.collect.sources.evtx import EvtxRecord
 
 T = TypeVar("T")
 
@@ -43,12 +46,18 @@ class ImportSummary:
     alerts: int = 0  # new alerts the imported events raised (stored now)
 
 
-def read_lines(path: Path) -> Iterator[Record]:
-    """Each non-empty line of ``path`` as a record keyed by its offset."""
+def read_lines(path: Path, start: int = 0, end: int | None = None) -> Iterator[Record]:
+    """Each non-empty line of ``path`` as a record keyed by its offset; from ``start`` (a line's) to ``end``.
+
+    The lines read are those that start before ``end``.
+    """
     identity = os.stat(path)
-    offset = 0
+    offset = start
     with path.open("rb") as handle:
+        handle.seek(start)
         for raw in handle:
+            if end is not None and offset >= end:
+                break
             text = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
             if text.strip():
                 origin = {"log": {"file": {"path": str(path)}, "offset": offset}}
@@ -56,17 +65,27 @@ def read_lines(path: Path) -> Iterator[Record]:
             offset += len(raw)
 
 
-def read_evtx_records(path: Path, failures: list[str]) -> Iterator[Record]:
+def read_evtx_records(path: Path, failures: list[str], *, threads: int = 0) -> Iterator[Record]:
     """Each record of the EVTX file ``path``, as JSON, keyed by its record number in the file.
 
-    Parts of a damaged file that cannot be read are described in ``failures``.
+    Parts of a damaged file that cannot be read are described in ``failures``; ``threads``
+    limits the parser's threads (0: one per core).
     """
     from secmon.collect.sources.evtx import read_evtx
 
+    return evtx_records(
+        path, read_evtx(path, on_failure=lambda failure: failures.append(str(failure)), threads=threads)
+    )
+
+
+def evtx_records(path: Path, records: Iterable[EvtxRecord]) -> Iterator[Record]:
+    """EVTX records of ``path`` (all of it, or a part) as records keyed by their record number in the file."""
     origin = {"log": {"file": {"path": str(path)}}}
-    for record in read_evtx(path, on_failure=lambda failure: failures.append(str(failure))):
-        key = f"{path.resolve()}:{record.record_id}"
-        yield Record(orjson.dumps(record.event).decode(), origin, key=key, document=record.event)
+    resolved = path.resolve()
+    for record in records:
+        yield Record(
+            orjson.dumps(record.event).decode(), origin, key=f"{resolved}:{record.record_id}", document=record.event
+        )
 
 
 def read_pcap_events(
@@ -94,6 +113,11 @@ def read_pcap_events(
         undecoded.update(processor.stats.dropped)
 
 
+def import_context(component: str, fmt: str, agency: str | None) -> SourceContext:
+    """What an import tells the pipeline of its records: who imports them, their format, their agency."""
+    return SourceContext(component, fmt, Agency(agency) if agency else None)
+
+
 async def import_records(
     settings: Settings,
     records: Iterator[Record],
@@ -109,7 +133,7 @@ async def import_records(
     Into ``running``'s pipeline when given (``secmon up --demo``: the service counts them as a
     source's events), else into a one-off service with a disk buffer of its own.
     """
-    context = SourceContext(component, fmt, Agency(agency) if agency else None)
+    context = import_context(component, fmt, agency)
 
     async def submit(pipeline: Pipeline, batch: Sequence[Record]) -> None:
         await pipeline.submit(batch, context)
@@ -127,7 +151,7 @@ async def import_events(
     running: Running | None = None,
 ) -> ImportSummary:
     """Like :func:`import_records` for events already in ECS, each with its key (a packet decoder's)."""
-    context = SourceContext(component, "raw", Agency(agency) if agency else None)
+    context = import_context(component, "raw", agency)
 
     async def submit(pipeline: Pipeline, batch: Sequence[tuple[str, Event]]) -> None:
         await pipeline.submit_events([event for _, event in batch], [key for key, _ in batch], context)
@@ -168,27 +192,27 @@ async def _import_into(
     submit: Callable[[Pipeline, Sequence[T]], Awaitable[None]],
     progress: Callable[[int], None],
 ) -> ImportSummary:
-    before = _counted(running, context.component)
+    before = counted(running, context.component)
     read = 0
-    for batch in _batches(items):
+    for batch in batches(items):
         await submit(running.pipeline, batch)
         read += len(batch)
         progress(len(batch))
     await running.pipeline.wait_drained()  # every document's outcome is counted once its frame is acknowledged
-    summary = _counted(running, context.component).since(before)
+    summary = counted(running, context.component).since(before)
     summary.read = read
     return summary
 
 
 @dataclass(frozen=True, slots=True)
-class _Counted:
+class Counted:
     """What a service has counted of one component's documents so far; an import's summary is the difference."""
 
     outcomes: Counter[Outcome]
     alerts: int
     parse_failures: int
 
-    def since(self, before: _Counted) -> ImportSummary:
+    def since(self, before: Counted) -> ImportSummary:
         outcomes = self.outcomes - before.outcomes
         return ImportSummary(
             parse_failures=self.parse_failures - before.parse_failures,
@@ -200,17 +224,19 @@ class _Counted:
         )
 
 
-def _counted(running: Running, component: str) -> _Counted:
+def counted(running: Running, component: str) -> Counted:
+    """What ``running`` has counted of ``component``'s documents so far."""
     by_component = running.writer.stats.by_component
     errors = running.pipeline.telemetry.value("secmon_component_errors_total", component=component, stage="parse")
-    return _Counted(
+    return Counted(
         Counter(by_component.get(component, Counter())),
         by_component.get(ALERTS_COMPONENT, Counter())[Outcome.STORED],
         int(errors),
     )
 
 
-def _batches(items: Iterator[T]) -> Iterator[list[T]]:
+def batches(items: Iterable[T]) -> Iterator[list[T]]:
+    """``items`` in lists of ``BATCH``."""
     batch: list[T] = []
     for item in items:
         batch.append(item)
