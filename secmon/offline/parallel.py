@@ -87,6 +87,7 @@ class _Matched:
     refs: tuple[str, ...] = ()  # the matched rules a correlation counts
     fields: dict[str, Any] = field(default_factory=dict)  # what those correlations read of the event
     time: float = 0.0  # event time, epoch seconds, for the correlations
+    moves_clock: bool = False  # later than every event before it in its unit: may close windows
 
     @property
     def where(self) -> int | None:
@@ -200,7 +201,7 @@ class _Merger:
             for rule_id in matched.rules:
                 stats.findings += 1
                 yield rule_finding(self.rules[rule_id], matched.timestamp, matched)
-            if matched.refs:
+            if matched.refs or matched.moves_clock:
                 yield from self._correlate(matched)
         if result.error is not None:
             raise result.error
@@ -286,7 +287,7 @@ def _hunt_unit(unit: WorkUnit) -> _UnitResult:
         reading = None
         events = (event for path in unit.paths for event in read_events(path, result.failures, threads=1))
     try:
-        _match_all(events, result, match, silent, router)
+        _match_all(events, result, match, silent, router, clocked=detector.correlation.decides_at_close)
     except IngestError as error:  # raised by the parent once the files before it are merged, as one process does
         result.error = error
     if reading is not None:
@@ -300,16 +301,29 @@ def _match_all(
     match: Callable[[Mapping[str, Any]], list[Rule]],
     silent: frozenset[str],
     router: CorrelationRouter,
+    *,
+    clocked: bool,
 ) -> None:
+    """Match ``events`` into ``result``.
+
+    With ``clocked`` (correlations decided when their window closes) an event later than every
+    one before it in the unit is sent even if it matched nothing: in one process such an event
+    closes the windows its time has passed, and the findings are its own.
+    """
     counts_correlations = bool(router.families)
+    newest = float("-inf")
     for sourced in events:
         result.events += 1
         matched = match(sourced.event)
-        if not matched:
+        moves_clock = False
+        if clocked:
+            timestamp = event_time(sourced.event)
+            moves_clock, newest = timestamp > newest, max(newest, timestamp)
+        if not matched and not moves_clock:
             continue
         alerting = tuple(rule.id for rule in matched if rule.id not in silent)
-        refs, fields = router.carried(matched, sourced.event) if counts_correlations else ((), {})
-        if not alerting and not refs:
+        refs, fields = router.carried(matched, sourced.event) if counts_correlations and matched else ((), {})
+        if not alerting and not refs and not moves_clock:
             continue
         result.matched.append(
             _Matched(
@@ -317,10 +331,11 @@ def _match_all(
                 sourced.record_id,
                 sourced.line,
                 sourced.file_record_id,
-                event_timestamp(sourced.event) if alerting else "",
+                event_timestamp(sourced.event) if alerting or moves_clock else "",
                 alerting,
                 refs,
                 fields,
-                event_time(sourced.event) if refs else 0.0,
+                event_time(sourced.event) if refs or moves_clock else 0.0,
+                moves_clock,
             )
         )

@@ -131,6 +131,32 @@ def test_correlation_windows_span_the_files_workers_share(tmp_path: Path) -> Non
     assert spanning, "no correlation whose events are in two of the files"
 
 
+def test_windows_decided_when_they_close_close_at_the_event_one_process_closes_them_at(tmp_path: Path) -> None:
+    # "Fewer than 3 failures in a minute" is decided when the window closes: when any later event
+    # (matching or not) is a minute of lateness past its end. The parent sees only what matched
+    # unless the workers also send the events that move the clock.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(SHIPPED_RULES_DIR / "linux" / "ssh_failed_login.yml", rules)
+    (rules / "slow.yml").write_text(
+        "title: Few SSH failures\nid: 5d1d4a1e-3c1f-4f3a-9b59-1c1e0c9b7a01\nstatus: test\nlevel: low\n"
+        "correlation:\n  type: event_count\n  rules: [ce69d572-59aa-4839-ae0f-20366e0fa924]\n"
+        "  group-by: [source.ip]\n  timespan: 1m\n  condition:\n    lt: 3\n"
+    )
+    lines = SSH_LOG.read_bytes().splitlines(keepends=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    step = len(lines) // 5 + 1
+    for number, start in enumerate(range(0, len(lines), step)):
+        (logs / f"part-{number}.log").write_bytes(b"".join(lines[start : start + step]))
+
+    single, parallel, _ = both(load_detector([rules], cache_dir=None), rules, [logs])
+
+    closed = [finding for finding in single if finding["title"] == "Few SSH failures"]
+    assert len(closed) > 10
+    assert parallel == single
+
+
 def test_a_file_that_is_not_evtx_stops_the_hunt_naming_it(windows_detector: Detector, tmp_path: Path) -> None:
     (tmp_path / "fake.evtx").write_bytes(b"not an event log" * 10_000)
     source = DetectorSource((SIGMA_WINDOWS,), None)

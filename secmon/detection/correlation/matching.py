@@ -176,6 +176,8 @@ class CorrelationEngine:
         self._seq = itertools.count()
         self._plan_by_id = {plan.rule.id: plan for plan in self._plans}
         self.silent_rule_ids = _silent(self.rules)
+        # Windows closed by the clock: any event later in time (matching or not) may decide one.
+        self.decides_at_close = any(not plan.upward for plan in self._plans)
 
     @property
     def groups(self) -> int:
