@@ -8,6 +8,8 @@ files into parts of a few chunks.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,14 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_scan
 
+from secmon.bench.runs import delete_run, plain_event_indices
 from secmon.config import ElasticsearchSettings, Settings
 from secmon.events import PARSE_FAILURE_TAG
 from secmon.importer import ImportSummary, import_context, import_records, read_evtx_records, read_lines
 from secmon.importer.parallel import evtx_units, import_units, log_units
 from secmon.store import IndexNames
 from tests.support.datasets import DATASETS
+from tests.support.import_cli import run_import
 
 LOGS = sorted((DATASETS / "logs").glob("*.log"))
 EVTX = sorted((DATASETS / "evtx").rglob("*.evtx"))
@@ -41,9 +45,32 @@ def _auditd(path: Path) -> Path:
     return path
 
 
-def _settings(es_settings: ElasticsearchSettings, tmp_path: Path, name: str) -> Settings:
-    prefix = f"{es_settings.index_prefix}-jobs-{name}"
-    return Settings(elasticsearch=es_settings.model_copy(update={"index_prefix": prefix}), state_dir=tmp_path / name)  # type: ignore[call-arg]
+Prefixed = Callable[[str], Awaitable[Settings]]
+
+
+@pytest.fixture
+async def prefixed(
+    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, tmp_path: Path
+) -> AsyncIterator[Prefixed]:
+    """Settings with an index prefix of the test's own, whose indices are deleted after it.
+
+    Plain indices, not data streams: this distribution cannot delete data streams, and a node
+    holds a thousand shards.
+    """
+    made: list[str] = []
+
+    async def settings(name: str) -> Settings:
+        prefix = f"{es_settings.index_prefix}-jobs-{name}"
+        made.append(prefix)
+        chosen = Settings(  # type: ignore[call-arg]
+            elasticsearch=es_settings.model_copy(update={"index_prefix": prefix}), state_dir=tmp_path / name
+        )
+        await plain_event_indices(es, chosen, IndexNames(prefix))
+        return chosen
+
+    yield settings
+    for prefix in made:
+        await delete_run(es, f"{prefix}-*")
 
 
 async def _stored(es: AsyncElasticsearch, names: IndexNames, pattern: str) -> dict[str, dict[str, Any]]:
@@ -64,10 +91,10 @@ async def _stored(es: AsyncElasticsearch, names: IndexNames, pattern: str) -> di
 
 @pytest.mark.parametrize("jobs", [1, 2])
 async def test_workers_store_the_documents_and_alerts_of_one_pipeline_under_the_same_ids(
-    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, tmp_path: Path, jobs: int
+    es: AsyncElasticsearch, prefixed: Prefixed, tmp_path: Path, jobs: int
 ) -> None:
     logs = LOGS
-    one, workers = _settings(es_settings, tmp_path, f"one{jobs}"), _settings(es_settings, tmp_path, f"workers{jobs}")
+    one, workers = await prefixed(f"one{jobs}"), await prefixed(f"workers{jobs}")
 
     log_context, evtx_context = (
         import_context("import", "auto", "agency-1"),
@@ -112,14 +139,14 @@ def _counts(summary: ImportSummary) -> tuple[int, ...]:
 
 
 async def test_a_log_cut_between_a_syscall_and_its_execve_is_joined_as_one_reader_joins_it(
-    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, tmp_path: Path
+    es: AsyncElasticsearch, prefixed: Prefixed, tmp_path: Path
 ) -> None:
     audit = _auditd(tmp_path / "audit.log")
     units = list(log_units([audit], range_bytes=1000))
     data = audit.read_bytes()
     cut = [unit.ranges[0].start for unit in units if data[unit.ranges[0].start :].startswith(b"type=EXECVE")]
     assert len(cut) > 10  # units that start with an EXECVE whose SYSCALL the unit before has
-    one, workers = _settings(es_settings, tmp_path, "audit-one"), _settings(es_settings, tmp_path, "audit-workers")
+    one, workers = await prefixed("audit-one"), await prefixed("audit-workers")
     await import_records(one, read_lines(audit), component="import", fmt="auto", agency=None)
     await import_units(workers, units, import_context("import", "auto", None), 2, failures=[])
     names_one, names_workers = (
@@ -134,9 +161,9 @@ async def test_a_log_cut_between_a_syscall_and_its_execve_is_joined_as_one_reade
 
 
 async def test_a_second_import_with_workers_stores_nothing_twice(
-    es: AsyncElasticsearch, es_settings: ElasticsearchSettings, tmp_path: Path
+    es: AsyncElasticsearch, prefixed: Prefixed, tmp_path: Path
 ) -> None:
-    settings = _settings(es_settings, tmp_path, "again")
+    settings = await prefixed("again")
     context = import_context("import", "auto", None)
     first = await import_records(
         settings, (r for p in LOGS for r in read_lines(p)), component="import", fmt="auto", agency=None
@@ -146,10 +173,8 @@ async def test_a_second_import_with_workers_stores_nothing_twice(
     assert (again.stored, again.alerts) == (0, 0)
 
 
-async def test_unreadable_files_are_said_and_the_others_imported(
-    es_settings: ElasticsearchSettings, tmp_path: Path
-) -> None:
-    settings = _settings(es_settings, tmp_path, "unreadable")
+async def test_unreadable_files_are_said_and_the_others_imported(prefixed: Prefixed, tmp_path: Path) -> None:
+    settings = await prefixed("unreadable")
     not_evtx = tmp_path / "notes.evtx"
     not_evtx.write_text("not an event log\n")
     big_not_evtx = tmp_path / "big.evtx"
@@ -180,10 +205,11 @@ def test_log_units_cover_every_line_once_each_starting_at_a_line(tmp_path: Path)
     assert all(unit.prime is not None for unit in units[1:])
 
 
-def test_the_cli_imports_with_workers(es_settings: ElasticsearchSettings, tmp_path: Path) -> None:
-    from tests.support.import_cli import import_config, run_import
-
-    _, _, config = import_config(es_settings, tmp_path, "jobs-cli")
-    row, output = run_import(config, "evtx", "--jobs", "2", str(DATASETS / "evtx"))
+async def test_the_cli_imports_with_workers(prefixed: Prefixed, tmp_path: Path) -> None:
+    settings = await prefixed("cli")
+    config = tmp_path / "secmon.yml"
+    es = settings.elasticsearch
+    config.write_text(f"elasticsearch:\n  url: {es.url}\n  index_prefix: {es.index_prefix}\nstate_dir: {tmp_path}\n")
+    row, output = await asyncio.to_thread(run_import, config, "evtx", "--jobs", "2", str(DATASETS / "evtx"))
     assert row[:3] == [3978, 0, 3978]
     assert "unreadable" not in output
