@@ -180,6 +180,63 @@ def detect(  # noqa: PLR0917 - typer maps each parameter to a command-line optio
     )
 
 
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="EVTX files, or folders of them.", exists=True)],
+    corpus_repeat: Annotated[
+        int, typer.Option(min=1, help="Import N copies of the files (a large corpus built from small samples).")
+    ] = 1,
+    jobs: Annotated[
+        list[int] | None,
+        typer.Option("--jobs", "-j", min=1, help="Workers of a row, one row each; default: 1 and the cores."),
+    ] = None,
+) -> None:
+    """secmon import evtx on 1 worker and on all cores, beside the raw records bulk-indexed with parallel_bulk."""
+    import tempfile
+
+    from secmon.bench.detect import repeat_corpus
+    from secmon.bench.imports import bench_import
+    from secmon.offline.parallel import default_jobs
+
+    settings = load(ctx)
+    ensure_cluster(settings)
+    rows = jobs or sorted({1, default_jobs()})
+    with tempfile.TemporaryDirectory(prefix="secmon-corpus-") as folder:
+        if corpus_repeat > 1:
+            with console.status(f"Copying the files {corpus_repeat}× …"):
+                paths = repeat_corpus(paths, corpus_repeat, Path(folder))
+        with console.status("Importing, once per row …"):
+            results = asyncio.run(bench_import(settings, paths, rows))
+    table = Table(
+        "importer",
+        "events",
+        "stored",
+        "alerts",
+        "seconds",
+        "events/s",
+        "CPU s",
+        "CPU µs/event",
+        title="secmon bench import",
+    )
+    for r in results:
+        table.add_row(
+            r.name,
+            f"{r.events:,}",
+            f"{r.stored:,}",
+            "—" if r.alerts is None else f"{r.alerts:,}",
+            f"{r.seconds:.2f}",
+            f"{r.events_per_second:,.0f}",
+            f"{r.cpu_seconds:.2f}",
+            f"{r.cpu_us_per_event:.0f}",
+        )
+    console.print(table)
+    peer = results[-1]
+    for r in results[:-1]:
+        console.print(f"{r.name} / raw bulk: [bold]{r.events_per_second / peer.events_per_second:.2f}×[/] events/s")
+    console.print("CPU: this process and its workers; Elasticsearch's own CPU is not counted.")
+
+
 @app.command()
 def latency(
     ctx: typer.Context,
