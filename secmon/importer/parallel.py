@@ -28,6 +28,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -153,6 +154,7 @@ async def import_units(
                 while window:
                     await store_next()
             finally:
+                _forget(future for _, future in window)
                 pool.shutdown(cancel_futures=True)
         await running.pipeline.wait_drained()  # every document's outcome is counted once its frame is acknowledged
         summary = counted(running, context.component).since(before)
@@ -177,7 +179,12 @@ async def _store(
         return 0
     if isinstance(unit, WorkUnit):
         parts.file_opened(unit)
-    worked = await future
+    try:
+        worked = await future
+    except BrokenProcessPool as error:  # killed (out of memory, a signal): the units in flight are lost
+        paths = _paths(unit)
+        where = f"{paths[0]}" + (f" and {len(paths) - 1} more files" if len(paths) > 1 else "")
+        raise IngestError(f"a worker process died while reading {where}; import again to store the rest") from error
     errors = pipeline.telemetry.errors
     errors.labels(context.component, "parse").inc(worked.parse_failures)
     errors.labels(context.component, "normalize").inc(worked.parser_errors)
@@ -205,6 +212,17 @@ class _WorkedDetection:
 
     def buffered(self, added: Sequence[Document]) -> None:
         self.stage.buffered(added)
+
+
+def _forget(futures: Iterable[asyncio.Future[_Worked] | None]) -> None:
+    """Let go of units in flight when the import stops early: cancelled, or their failure taken (not logged twice)."""
+    for future in futures:
+        if future is not None and not future.cancel() and not future.cancelled():
+            future.exception()
+
+
+def _paths(unit: Unit) -> list[Path]:
+    return [part.path for part in unit.ranges] if isinstance(unit, LogUnit) else list(unit.paths)
 
 
 def _bytes(unit: Unit) -> int:
