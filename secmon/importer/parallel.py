@@ -222,7 +222,8 @@ def _forget(futures: Iterable[asyncio.Future[_Worked] | None]) -> None:
 
 
 def _paths(unit: Unit) -> list[Path]:
-    return [part.path for part in unit.ranges] if isinstance(unit, LogUnit) else list(unit.paths)
+    paths = [part.path for part in unit.ranges] if isinstance(unit, LogUnit) else unit.paths
+    return list(dict.fromkeys(paths))  # a file's ranges once
 
 
 def _bytes(unit: Unit) -> int:
