@@ -81,13 +81,14 @@ def _import_files(
 ) -> None:
     from secmon.importer import import_context
     from secmon.importer.parallel import import_units
+    from secmon.offline import file_size
     from secmon.offline.parallel import default_jobs
 
     settings = load(ctx)
     ensure_cluster(settings)
     failures: list[str] = []
     with _progress(DownloadColumn()) as progress:
-        task = progress.add_task("importing", total=sum(_size(path) for path in files))
+        task = progress.add_task("importing", total=sum(file_size(path) for path in files))
         summary = asyncio.run(
             import_units(
                 settings,
@@ -135,13 +136,6 @@ def _files(paths: list[Path], pattern: str) -> list[Path]:
     for path in paths:
         files += sorted(p for p in path.rglob(pattern) if p.is_file()) if path.is_dir() else [path]
     return files
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _progress(count: ProgressColumn) -> Progress:
