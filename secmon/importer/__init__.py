@@ -2,7 +2,9 @@
 
 Record keys are a line's place in the file (device, inode, offset) or an EVTX record's (path,
 record number); with the agency and the content they make the document id, so importing the
-same file again stores nothing twice.
+same file again stores nothing twice. :mod:`secmon.importer.parallel` spreads log and EVTX
+files over worker processes (``secmon import logs|evtx``); the functions here submit records
+or events from this process (``secmon import pcap``, the demo).
 """
 
 from __future__ import annotations
