@@ -209,7 +209,8 @@ async def test_the_cli_imports_with_workers(prefixed: Prefixed, tmp_path: Path) 
     settings = await prefixed("cli")
     config = tmp_path / "secmon.yml"
     es = settings.elasticsearch
-    config.write_text(f"elasticsearch:\n  url: {es.url}\n  index_prefix: {es.index_prefix}\nstate_dir: {tmp_path}\n")
+    url = es.url or f"http://{es.local.host}:{es.local.port}"  # the test node: configured, or the local one
+    config.write_text(f"elasticsearch:\n  url: {url}\n  index_prefix: {es.index_prefix}\nstate_dir: {tmp_path}\n")
     row, output = await asyncio.to_thread(run_import, config, "evtx", "--jobs", "2", str(DATASETS / "evtx"))
     assert row[:3] == [3978, 0, 3978]
     assert "unreadable" not in output
